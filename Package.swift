@@ -1,0 +1,47 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Dependencies, and why each one is here (the README repeats this):
+// - swift-argument-parser: the `idlegate` command line (sub-commands, --help, --version).
+// - swift-log: the logging API; idlegate installs its own one-line stderr handler.
+// - Yams: reads the YAML config file (libyaml inside, no other dependency).
+// None of them pulls in SwiftNIO.
+let package = Package(
+    name: "idlegate",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "idlegate", targets: ["idlegate"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
+    ],
+    targets: [
+        // C shims for what Swift's Glibc module does not export (epoll, eventfd, signal masks).
+        .target(name: "CSystem"),
+        // Sockets, addresses, the epoll event loop and the byte-stream Transport. No HTTP.
+        .target(name: "IdlegateIO", dependencies: ["CSystem"]),
+        // The pure HTTP/1.1 codec: heads, ordered fields, framing, limits. No sockets.
+        .target(name: "IdlegateHTTP"),
+        // The config model, YAML + flags, validation with key paths.
+        .target(name: "IdlegateConfig", dependencies: [
+            "IdlegateHTTP",
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        // The flow: client connection state machine, routing, upstream pool, tunnels, error funnel.
+        .target(name: "IdlegateProxy", dependencies: [
+            "IdlegateIO", "IdlegateHTTP", "IdlegateConfig",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The executable: CLI, signals, wiring.
+        .executableTarget(name: "idlegate", dependencies: [
+            "IdlegateProxy", "IdlegateConfig", "IdlegateIO",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "IdlegateHTTPTests", dependencies: ["IdlegateHTTP"]),
+        .testTarget(name: "IdlegateConfigTests", dependencies: ["IdlegateConfig"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,96 @@
+import IdlegateHTTP
+
+/// Everything `idlegate serve` runs with. Each field's default is the embedded default, documented
+/// key by key in `config/idlegate.yaml`; the file, then command-line flags, override it.
+public struct Config: Sendable, Equatable {
+    /// Addresses to listen on, `HOST:PORT` or `[V6]:PORT`. Default `127.0.0.1:8080`.
+    public var listen: [String] = ["127.0.0.1:8080"]
+    /// Event-loop threads; 0 means one per core. Default 0.
+    public var threads: Int = 0
+    /// Where Odoo's HTTP port is. Default `http://127.0.0.1:8069`.
+    public var upstream: UpstreamURL = UpstreamURL(host: "127.0.0.1", port: 8069)
+    /// Where Odoo's WebSocket/long-polling (gevent) port is. Default `http://127.0.0.1:8072`, as in a
+    /// prefork (`workers > 0`) deployment; point it at the same port as `upstream` for a threaded Odoo.
+    public var websocketUpstream: UpstreamURL = UpstreamURL(host: "127.0.0.1", port: 8072)
+    /// Path prefixes routed to `websocketUpstream`. Default `/websocket`, `/longpolling`.
+    public var websocketPaths: [String] = ["/websocket", "/longpolling"]
+    /// Peers whose X-Forwarded-* headers are believed (the nginx in front). Default loopback.
+    public var trustedProxies: [CIDR] = [CIDR(parsing: "127.0.0.0/8")!, CIDR(parsing: "::1/128")!]
+    /// The scheme clients use to reach idlegate, sent as X-Forwarded-Proto when the peer is not a
+    /// trusted proxy. Default `http`.
+    public var publicScheme: String = "http"
+    /// Upgrade protocols that may open a tunnel. Default `websocket` only: an `h2c` upgrade would let
+    /// every later request on that connection pass unchecked.
+    public var allowedUpgrades: [String] = ["websocket"]
+    public var limits = HTTPLimits()
+    public var timeouts = Timeouts()
+    /// Idle keep-alive connections kept per upstream per thread. Default 32.
+    public var upstreamPoolSize: Int = 32
+    /// `debug`, `info`, `warning`, `error`. Default `info`.
+    public var logLevel: String = "info"
+
+    public init() {}
+}
+
+/// Every timeout, in milliseconds.
+public struct Timeouts: Sendable, Equatable {
+    /// From a request's first byte to its last header byte (slowloris). Default 10 s.
+    public var clientHeader: Int64 = 10_000
+    /// A keep-alive client connection with no request in progress. Default 60 s.
+    public var clientIdle: Int64 = 60_000
+    /// A client that stops sending a request body, or stops reading a response. Default 60 s.
+    public var clientBody: Int64 = 60_000
+    /// Opening a connection to Odoo. Default 5 s.
+    public var upstreamConnect: Int64 = 5_000
+    /// Odoo's silence while a response is awaited or streamed. Default 120 s: above Odoo's 50 s
+    /// long-polling and long enough for slow reports.
+    public var upstreamResponse: Int64 = 120_000
+    /// An idle pooled upstream connection. Default 15 s.
+    public var upstreamIdle: Int64 = 15_000
+    /// A WebSocket tunnel with no byte either way. Default 5 min (Odoo pings every 45 s).
+    public var tunnelIdle: Int64 = 300_000
+    /// How long SIGTERM waits for in-flight requests. Default 30 s.
+    public var shutdownGrace: Int64 = 30_000
+
+    public init() {}
+}
+
+/// An `http://HOST:PORT` upstream.
+public struct UpstreamURL: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: UInt16
+
+    public init(host: String, port: UInt16) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `http://host[:port][/]`; https is not supported yet (TLS towards Odoo is a later issue).
+    public init?(parsing text: String) {
+        guard text.lowercased().hasPrefix("http://") else { return nil }
+        var rest = text.dropFirst(7)
+        if rest.hasSuffix("/") { rest = rest.dropLast() }
+        guard !rest.isEmpty, !rest.contains("/"), !rest.contains("@") else { return nil }
+        if rest.hasPrefix("[") {
+            guard let close = rest.firstIndex(of: "]") else { return nil }
+            host = String(rest[rest.index(after: rest.startIndex)..<close])
+            let after = rest[rest.index(after: close)...]
+            if after.isEmpty { port = 80 } else {
+                guard after.hasPrefix(":"), let p = UInt16(after.dropFirst()), p > 0 else { return nil }
+                port = p
+            }
+        } else if let colon = rest.lastIndex(of: ":") {
+            host = String(rest[..<colon])
+            guard let p = UInt16(rest[rest.index(after: colon)...]), p > 0 else { return nil }
+            port = p
+        } else {
+            host = String(rest)
+            port = 80
+        }
+        if host.isEmpty { return nil }
+    }
+
+    /// `host:port`, brackets around an IPv6 literal.
+    public var authority: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    public var description: String { "http://\(authority)" }
+}

@@ -1,0 +1,200 @@
+import IdlegateHTTP
+import Yams
+
+extension Config {
+    /// Reads a YAML config over the embedded defaults. Unknown keys are errors (a typo must not
+    /// silently leave a default in force); every error names its key.
+    public static func load(yaml text: String) throws(ConfigError) -> Config {
+        let node: Any?
+        do {
+            node = try Yams.load(yaml: text)
+        } catch {
+            throw ConfigError("", "not valid YAML: \(error)")
+        }
+        var config = Config()
+        guard let node else { return config }
+        guard let root = node as? [String: Any] else { throw ConfigError("", "the file must be a mapping of keys") }
+        try config.apply(root)
+        try config.validate()
+        return config
+    }
+
+    private mutating func apply(_ root: [String: Any]) throws(ConfigError) {
+        for (key, value) in root.sorted(by: { $0.key < $1.key }) {
+            switch key {
+            case "listen": listen = try Self.stringList(value, key)
+            case "threads": threads = try Self.int(value, key, min: 0, max: 256)
+            case "upstream": upstream = try Self.url(value, key)
+            case "websocket_upstream": websocketUpstream = try Self.url(value, key)
+            case "websocket_paths": websocketPaths = try Self.stringList(value, key)
+            case "trusted_proxies":
+                var blocks: [CIDR] = []
+                for (i, s) in try Self.stringList(value, key).enumerated() {
+                    guard let c = CIDR(parsing: s) else { throw ConfigError("\(key)[\(i)]", "\"\(s)\" is not a CIDR") }
+                    blocks.append(c)
+                }
+                trustedProxies = blocks
+            case "public_scheme":
+                let s = try Self.string(value, key)
+                guard s == "http" || s == "https" else { throw ConfigError(key, "\"\(s)\" is not http or https") }
+                publicScheme = s
+            case "allowed_upgrades": allowedUpgrades = try Self.stringList(value, key).map { $0.lowercased() }
+            case "upstream_pool_size": upstreamPoolSize = try Self.int(value, key, min: 0, max: 100_000)
+            case "log_level":
+                let s = try Self.string(value, key)
+                guard ["debug", "info", "warning", "error"].contains(s) else {
+                    throw ConfigError(key, "\"\(s)\" is not debug, info, warning or error")
+                }
+                logLevel = s
+            case "limits": try applyLimits(try Self.mapping(value, key))
+            case "timeouts": try applyTimeouts(try Self.mapping(value, key))
+            default: throw ConfigError(key, "unknown key")
+            }
+        }
+    }
+
+    private mutating func applyLimits(_ m: [String: Any]) throws(ConfigError) {
+        for (key, value) in m.sorted(by: { $0.key < $1.key }) {
+            let path = "limits.\(key)"
+            switch key {
+            case "request_line": limits.requestLine = Int(try Self.size(value, path, min: 256))
+            case "header_bytes": limits.headerBytes = Int(try Self.size(value, path, min: 1024))
+            case "header_count": limits.headerCount = try Self.int(value, path, min: 8, max: 10_000)
+            case "body": limits.body = try Self.size(value, path, min: 0)
+            case "chunk_line": limits.chunkLine = Int(try Self.size(value, path, min: 64))
+            default: throw ConfigError(path, "unknown key")
+            }
+        }
+    }
+
+    private mutating func applyTimeouts(_ m: [String: Any]) throws(ConfigError) {
+        for (key, value) in m.sorted(by: { $0.key < $1.key }) {
+            let path = "timeouts.\(key)"
+            let ms = try Self.duration(value, path)
+            switch key {
+            case "client_header": timeouts.clientHeader = ms
+            case "client_idle": timeouts.clientIdle = ms
+            case "client_body": timeouts.clientBody = ms
+            case "upstream_connect": timeouts.upstreamConnect = ms
+            case "upstream_response": timeouts.upstreamResponse = ms
+            case "upstream_idle": timeouts.upstreamIdle = ms
+            case "tunnel_idle": timeouts.tunnelIdle = ms
+            case "shutdown_grace": timeouts.shutdownGrace = ms
+            default: throw ConfigError(path, "unknown key")
+            }
+        }
+    }
+
+    /// Checks that hold across keys. Called after the file and again after flags.
+    public func validate() throws(ConfigError) {
+        if listen.isEmpty { throw ConfigError("listen", "needs at least one address") }
+        for (i, l) in listen.enumerated() where Self.splitHostPort(l) == nil {
+            throw ConfigError("listen[\(i)]", "\"\(l)\" is not HOST:PORT")
+        }
+        for (i, p) in websocketPaths.enumerated() where !p.hasPrefix("/") {
+            throw ConfigError("websocket_paths[\(i)]", "\"\(p)\" does not start with /")
+        }
+        if limits.requestLine > limits.headerBytes {
+            throw ConfigError("limits.request_line", "is larger than limits.header_bytes")
+        }
+    }
+
+    static func splitHostPort(_ text: String) -> (String, UInt16)? {
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else { return nil }
+            let rest = text[text.index(after: close)...]
+            guard rest.hasPrefix(":"), let p = UInt16(rest.dropFirst()), p > 0 else { return nil }
+            return (String(text[text.index(after: text.startIndex)..<close]), p)
+        }
+        guard let colon = text.lastIndex(of: ":") else { return nil }
+        let host = text[..<colon]
+        guard !host.isEmpty, !host.contains(":"), let p = UInt16(text[text.index(after: colon)...]), p > 0 else { return nil }
+        return (String(host), p)
+    }
+
+    // MARK: value readers, each naming its key on error
+
+    static func mapping(_ v: Any, _ key: String) throws(ConfigError) -> [String: Any] {
+        guard let m = v as? [String: Any] else { throw ConfigError(key, "must be a mapping") }
+        return m
+    }
+
+    static func string(_ v: Any, _ key: String) throws(ConfigError) -> String {
+        if let s = v as? String { return s }
+        if let i = v as? Int { return String(i) }
+        throw ConfigError(key, "must be a string")
+    }
+
+    static func stringList(_ v: Any, _ key: String) throws(ConfigError) -> [String] {
+        if let s = v as? String { return [s] }
+        guard let list = v as? [Any] else { throw ConfigError(key, "must be a list of strings") }
+        var out: [String] = []
+        for (i, item) in list.enumerated() {
+            guard let s = item as? String else { throw ConfigError("\(key)[\(i)]", "must be a string") }
+            out.append(s)
+        }
+        return out
+    }
+
+    static func int(_ v: Any, _ key: String, min: Int, max: Int) throws(ConfigError) -> Int {
+        guard let i = v as? Int, !(v is Bool) else { throw ConfigError(key, "must be a whole number") }
+        guard i >= min && i <= max else { throw ConfigError(key, "\(i) is outside \(min)…\(max)") }
+        return i
+    }
+
+    static func url(_ v: Any, _ key: String) throws(ConfigError) -> UpstreamURL {
+        let s = try string(v, key)
+        guard let u = UpstreamURL(parsing: s) else { throw ConfigError(key, "\"\(s)\" is not an http://HOST:PORT URL") }
+        return u
+    }
+
+    /// `90s`, `15m`, `12h`, `500ms`, `1d`, or a bare number of seconds.
+    public static func duration(_ v: Any, _ key: String) throws(ConfigError) -> Int64 {
+        if let i = v as? Int, !(v is Bool), i >= 0 { return Int64(i) * 1000 }
+        guard let s = v as? String, let ms = parseDuration(s) else {
+            throw ConfigError(key, "\"\(v)\" is not a duration (like 90s, 15m, 12h)")
+        }
+        return ms
+    }
+
+    public static func parseDuration(_ s: String) -> Int64? {
+        let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
+        let t = s.trimmingCharacters(in: " ")
+        for (suffix, factor) in units where t.hasSuffix(suffix) {
+            let number = t.dropLast(suffix.count)
+            if let n = Int64(number), n >= 0, n <= Int64.max / factor, !number.hasPrefix("+") { return n * factor }
+        }
+        return nil
+    }
+
+    /// `64KiB`, `128MiB`, `1GiB`, `512` (bytes); KB/MB/GB are taken as the binary units too.
+    static func size(_ v: Any, _ key: String, min: Int64) throws(ConfigError) -> Int64 {
+        var n: Int64? = nil
+        if let i = v as? Int, !(v is Bool) { n = Int64(i) }
+        if let s = v as? String { n = parseSize(s) }
+        guard let n else { throw ConfigError(key, "\"\(v)\" is not a size (like 8KiB, 128MiB)") }
+        guard n >= min else { throw ConfigError(key, "\(n) is below the minimum \(min)") }
+        return n
+    }
+
+    public static func parseSize(_ s: String) -> Int64? {
+        let units: [(String, Int64)] = [("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("KB", 1 << 10), ("MB", 1 << 20), ("GB", 1 << 30), ("K", 1 << 10), ("M", 1 << 20), ("G", 1 << 30), ("B", 1)]
+        let t = s.trimmingCharacters(in: " ")
+        for (suffix, factor) in units where t.hasSuffix(suffix) {
+            let number = t.dropLast(suffix.count).trimmingCharacters(in: " ")
+            if let n = Int64(number), n >= 0, n <= Int64.max / factor { return n * factor }
+            return nil
+        }
+        if let n = Int64(t), n >= 0 { return n }
+        return nil
+    }
+}
+
+extension StringProtocol {
+    func trimmingCharacters(in set: Character) -> String {
+        var s = Substring(self)
+        while s.first == set { s = s.dropFirst() }
+        while s.last == set { s = s.dropLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,56 @@
+/// Byte classes from RFC 9110 §5.6.2 (tokens) and §5.5 (field values), as 256-entry tables so the
+/// parser's inner loop is one load per byte.
+enum ByteClass {
+    /// tchar: "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA
+    static let token: [Bool] = {
+        var t = [Bool](repeating: false, count: 256)
+        for b in UInt8(ascii: "0")...UInt8(ascii: "9") { t[Int(b)] = true }
+        for b in UInt8(ascii: "a")...UInt8(ascii: "z") { t[Int(b)] = true }
+        for b in UInt8(ascii: "A")...UInt8(ascii: "Z") { t[Int(b)] = true }
+        for c in "!#$%&'*+-.^_`|~".utf8 { t[Int(c)] = true }
+        return t
+    }()
+
+    /// field-vchar / SP / HTAB: VCHAR, obs-text (0x80–0xFF), space and tab. Everything else — NUL, CR,
+    /// LF, the other controls and DEL — is refused inside a field value (RFC 9110 §5.5: a recipient
+    /// MUST reject or replace them; a proxy that passes them on lets two parsers disagree).
+    static let fieldValue: [Bool] = {
+        var t = [Bool](repeating: false, count: 256)
+        for b in 0x20...0x7E { t[b] = true }
+        for b in 0x80...0xFF { t[b] = true }
+        t[0x09] = true
+        return t
+    }()
+
+    /// Characters allowed in a request-target: visible ASCII only (RFC 9112 §3.2; browsers
+    /// percent-encode everything else).
+    static let target: [Bool] = {
+        var t = [Bool](repeating: false, count: 256)
+        for b in 0x21...0x7E { t[b] = true }
+        return t
+    }()
+
+    static func isHexDigit(_ b: UInt8) -> Bool { hexValue(b) != nil }
+
+    static func hexValue(_ b: UInt8) -> UInt64? {
+        switch b {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return UInt64(b - UInt8(ascii: "0"))
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return UInt64(b - UInt8(ascii: "a") + 10)
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return UInt64(b - UInt8(ascii: "A") + 10)
+        default: return nil
+        }
+    }
+}
+
+extension UInt8 {
+    static let cr = UInt8(ascii: "\r")
+    static let lf = UInt8(ascii: "\n")
+    static let sp = UInt8(ascii: " ")
+    static let htab = UInt8(ascii: "\t")
+    static let colon = UInt8(ascii: ":")
+
+    /// ASCII lower case (no other byte changes).
+    @inline(__always) var asciiLowercased: UInt8 {
+        (self >= 0x41 && self <= 0x5A) ? self | 0x20 : self
+    }
+}

@@ -1,0 +1,127 @@
+/// The header fields of one message, in the order they arrived: a list of (name, value) pairs, never a
+/// dictionary, so repeated fields (`Set-Cookie`, `Cookie`, `X-Forwarded-For`) all survive.
+///
+/// Names and values are kept as the exact bytes received (obs-text included) in one buffer; entries
+/// point into it. Lookups compare names case-insensitively without allocating.
+public struct HTTPFields: Sendable, Equatable {
+    struct Entry: Sendable, Equatable {
+        var name: Range<Int>
+        var value: Range<Int>
+    }
+
+    private(set) var storage: [UInt8]
+    private(set) var entries: [Entry]
+
+    public init() {
+        storage = []
+        entries = []
+    }
+
+    init(storage: [UInt8], entries: [Entry]) {
+        self.storage = storage
+        self.entries = entries
+    }
+
+    public var count: Int { entries.count }
+    public var isEmpty: Bool { entries.isEmpty }
+
+    public func name(at i: Int) -> String { String(decoding: storage[entries[i].name], as: UTF8.self) }
+    public func value(at i: Int) -> String { String(decoding: storage[entries[i].value], as: UTF8.self) }
+    public func valueBytes(at i: Int) -> ArraySlice<UInt8> { storage[entries[i].value] }
+
+    /// Whether field `i` is called `lowercased` (which must be given in lower case).
+    public func name(at i: Int, is lowercased: String) -> Bool {
+        let r = entries[i].name
+        var utf8 = lowercased.utf8.makeIterator()
+        guard r.count == lowercased.utf8.count else { return false }
+        for j in r {
+            guard let c = utf8.next(), storage[j].asciiLowercased == c else { return false }
+        }
+        return true
+    }
+
+    /// Indices of the fields called `name` (lower case), in order.
+    public func indices(named name: String) -> [Int] {
+        (0..<entries.count).filter { self.name(at: $0, is: name) }
+    }
+
+    /// Every value of the fields called `name` (lower case), in order.
+    public func values(named name: String) -> [String] {
+        indices(named: name).map(value(at:))
+    }
+
+    /// The first value of the field called `name` (lower case).
+    public func first(named name: String) -> String? {
+        for i in 0..<entries.count where self.name(at: i, is: name) { return value(at: i) }
+        return nil
+    }
+
+    public func contains(_ name: String) -> Bool {
+        for i in 0..<entries.count where self.name(at: i, is: name) { return true }
+        return false
+    }
+
+    /// The comma-separated elements of every field called `name`, trimmed, lower-cased
+    /// (for `Connection`, `Upgrade`, `Transfer-Encoding`; RFC 9110 §5.6.1 lists).
+    public func tokens(named name: String) -> [String] {
+        var out: [String] = []
+        for v in values(named: name) {
+            for part in v.split(separator: ",", omittingEmptySubsequences: true) {
+                let t = part.trimmingOWS().lowercased()
+                if !t.isEmpty { out.append(t) }
+            }
+        }
+        return out
+    }
+
+    public mutating func append(name: String, value: String) {
+        let n0 = storage.count
+        storage.append(contentsOf: name.utf8)
+        let v0 = storage.count
+        storage.append(contentsOf: value.utf8)
+        entries.append(Entry(name: n0..<v0, value: v0..<storage.count))
+    }
+
+    /// Removes every field whose name satisfies `predicate` (given the lower-cased name).
+    public mutating func removeAll(where predicate: (String) -> Bool) {
+        entries.removeAll { e in
+            predicate(String(decoding: storage[e.name].lazy.map(\.asciiLowercased), as: UTF8.self))
+        }
+    }
+
+    /// Removes every field called `name` (lower case).
+    public mutating func remove(_ name: String) {
+        var i = 0
+        while i < entries.count {
+            if self.name(at: i, is: name) { entries.remove(at: i) } else { i += 1 }
+        }
+    }
+
+    /// Replaces all fields called `name` by one with `value`.
+    public mutating func set(_ name: String, _ value: String) {
+        remove(name.lowercased())
+        append(name: name, value: value)
+    }
+
+    /// Writes `Name: value\r\n` for each field.
+    public func write(into out: inout [UInt8]) {
+        for e in entries {
+            out.append(contentsOf: storage[e.name])
+            out.append(.colon)
+            out.append(.sp)
+            out.append(contentsOf: storage[e.value])
+            out.append(.cr)
+            out.append(.lf)
+        }
+    }
+}
+
+extension StringProtocol {
+    /// Without the optional whitespace (SP, HTAB) HTTP allows around list elements and values.
+    func trimmingOWS() -> Substring {
+        var s = self[...]
+        while let f = s.first, f == " " || f == "\t" { s = s.dropFirst() }
+        while let l = s.last, l == " " || l == "\t" { s = s.dropLast() }
+        return Substring(s)
+    }
+}

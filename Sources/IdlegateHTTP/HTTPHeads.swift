@@ -1,0 +1,84 @@
+/// HTTP/1.0 or HTTP/1.1; anything else is refused (505 for requests, 502 for responses).
+public enum HTTPVersion: Sendable, Equatable {
+    case http10
+    case http11
+
+    public var text: String { self == .http10 ? "HTTP/1.0" : "HTTP/1.1" }
+}
+
+/// A parsed request line and its header fields.
+public struct RequestHead: Sendable, Equatable {
+    public var method: String
+    /// The request-target in origin form (`/path?query`), or `*` for `OPTIONS *`. An absolute-form
+    /// target (`http://host/path`) is reduced to origin form and its authority becomes the Host.
+    public var target: String
+    public var version: HTTPVersion
+    public var fields: HTTPFields
+
+    public init(method: String, target: String, version: HTTPVersion, fields: HTTPFields) {
+        self.method = method
+        self.target = target
+        self.version = version
+        self.fields = fields
+    }
+
+    /// The path part of the target, without the query.
+    public var path: Substring {
+        if let q = target.firstIndex(of: "?") { return target[..<q] }
+        return target[...]
+    }
+
+    /// Whether the client wants the connection kept open after this exchange (RFC 9112 §9.3).
+    public var wantsKeepAlive: Bool {
+        let c = fields.tokens(named: "connection")
+        if c.contains("close") { return false }
+        return version == .http11 || c.contains("keep-alive")
+    }
+
+    /// Serialises the head for the upstream: always HTTP/1.1.
+    public func write(into out: inout [UInt8]) {
+        out.append(contentsOf: method.utf8)
+        out.append(.sp)
+        out.append(contentsOf: target.utf8)
+        out.append(contentsOf: " HTTP/1.1\r\n".utf8)
+        fields.write(into: &out)
+        out.append(.cr)
+        out.append(.lf)
+    }
+}
+
+/// A parsed status line and its header fields.
+public struct ResponseHead: Sendable, Equatable {
+    public var version: HTTPVersion
+    public var status: Int
+    public var reason: String
+    public var fields: HTTPFields
+
+    public init(version: HTTPVersion, status: Int, reason: String, fields: HTTPFields) {
+        self.version = version
+        self.status = status
+        self.reason = reason
+        self.fields = fields
+    }
+
+    /// Whether the upstream lets this connection be reused (HTTP/1.0 servers such as Odoo's prefork
+    /// port answer `Connection: close`).
+    public var allowsReuse: Bool {
+        let c = fields.tokens(named: "connection")
+        if c.contains("close") { return false }
+        return version == .http11 || c.contains("keep-alive")
+    }
+
+    /// Serialises the head for the client: always `HTTP/1.1`, whatever the upstream spoke.
+    public func write(into out: inout [UInt8]) {
+        out.append(contentsOf: "HTTP/1.1 ".utf8)
+        out.append(contentsOf: String(status).utf8)
+        out.append(.sp)
+        out.append(contentsOf: reason.utf8)
+        out.append(.cr)
+        out.append(.lf)
+        fields.write(into: &out)
+        out.append(.cr)
+        out.append(.lf)
+    }
+}

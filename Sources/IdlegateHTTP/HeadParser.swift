@@ -1,0 +1,232 @@
+/// Incremental, strict parser for a message head (RFC 9112 §2–§5). Feed it the bytes received so far
+/// (from the first byte of the message); it remembers how far it has checked, so each byte is looked at
+/// once however the head is split across reads. No I/O, no allocation until the head is complete.
+///
+/// Strict where lax parsers let requests be smuggled: every line ends in CRLF (a bare LF or CR is
+/// refused, §2.2), no obs-fold (§5.2), no whitespace between a field name and its colon (§5.1), no
+/// control characters in names or values (RFC 9110 §5.5).
+public struct HeadParser: Sendable {
+    public enum Kind: Sendable { case request, response }
+
+    public enum Result: Sendable, Equatable {
+        /// Not complete yet; call again with more bytes.
+        case incomplete
+        /// The head ended after `length` bytes of the input (any bytes after it belong to the body).
+        case request(RequestHead, length: Int)
+        case response(ResponseHead, length: Int)
+    }
+
+    public let kind: Kind
+    public let limits: HTTPLimits
+
+    private var scanned = 0
+    private var headStart = 0
+    private var lineStart = 0
+    private var startLine: Range<Int>? = nil
+    private var entries: [HTTPFields.Entry] = []
+
+    public init(kind: Kind, limits: HTTPLimits) {
+        self.kind = kind
+        self.limits = limits
+    }
+
+    /// Whether any byte of a message has been seen (leading empty lines do not count).
+    public var hasStarted: Bool { scanned > headStart }
+
+    /// Checks the bytes not yet checked. `input` must start where the message starts and hold every
+    /// byte given before (plus new ones).
+    public mutating func parse(_ input: UnsafeRawBufferPointer) throws(HTTPParseError) -> Result {
+        var i = scanned
+        let end = input.count
+        while i < end {
+            if input[i] != .lf {
+                i += 1
+                continue
+            }
+            // A line ends at i. RFC 9112 §2.2: a bare LF as line terminator is refused.
+            guard i > lineStart, input[i - 1] == .cr else {
+                throw kind == .request ? .bad("bare LF line ending") : .bad("bare LF in response head")
+            }
+            let line = lineStart..<(i - 1)
+            lineStart = i + 1
+            if startLine == nil {
+                if line.isEmpty {
+                    // §2.2: a server SHOULD ignore at least one empty line before the request-line.
+                    guard kind == .request, lineStart - 0 <= 8 else { throw .bad("empty lines before the start line") }
+                    headStart = lineStart
+                    continue
+                }
+                if kind == .request && line.count > limits.requestLine { throw HTTPParseError(414, "request line too long") }
+                startLine = line
+            } else if line.isEmpty {
+                scanned = i + 1
+                return try finish(input, end: i + 1)
+            } else {
+                try checkFieldLine(input, line)
+                if entries.count > limits.headerCount { throw HTTPParseError(431, "too many header fields") }
+            }
+            i += 1
+            if i - headStart > limits.headerBytes { throw HTTPParseError(431, "header section too large") }
+        }
+        scanned = end
+        if startLine == nil && kind == .request && end - lineStart > limits.requestLine {
+            throw HTTPParseError(414, "request line too long")
+        }
+        if end - headStart > limits.headerBytes { throw HTTPParseError(431, "header section too large") }
+        return .incomplete
+    }
+
+    /// Forgets everything, for the next message on the same connection.
+    public mutating func reset() {
+        scanned = 0
+        headStart = 0
+        lineStart = 0
+        startLine = nil
+        entries.removeAll(keepingCapacity: true)
+    }
+
+    /// field-line = field-name ":" OWS field-value OWS (RFC 9112 §5).
+    private mutating func checkFieldLine(_ b: UnsafeRawBufferPointer, _ line: Range<Int>) throws(HTTPParseError) {
+        let first = b[line.lowerBound]
+        if first == .sp || first == .htab { throw .bad("obs-fold or whitespace before a field name") }
+        var j = line.lowerBound
+        while j < line.upperBound && ByteClass.token[Int(b[j])] { j += 1 }
+        guard j < line.upperBound, b[j] == .colon else {
+            if j < line.upperBound && (b[j] == .sp || b[j] == .htab) { throw .bad("whitespace before the colon") }
+            if j < line.upperBound && b[j] == .cr { throw .bad("bare CR in a field name") }
+            throw .bad("invalid character in a field name")
+        }
+        guard j > line.lowerBound else { throw .bad("empty field name") }
+        let name = line.lowerBound..<j
+        var v0 = j + 1
+        var v1 = line.upperBound
+        while v0 < v1 && (b[v0] == .sp || b[v0] == .htab) { v0 += 1 }
+        while v1 > v0 && (b[v1 - 1] == .sp || b[v1 - 1] == .htab) { v1 -= 1 }
+        var k = v0
+        while k < v1 {
+            let c = b[k]
+            if !ByteClass.fieldValue[Int(c)] {
+                throw .bad(c == .cr ? "bare CR in a field value" : "control character in a field value")
+            }
+            k += 1
+        }
+        entries.append(.init(name: name, value: v0..<v1))
+    }
+
+    private mutating func finish(_ b: UnsafeRawBufferPointer, end: Int) throws(HTTPParseError) -> Result {
+        let base = headStart
+        let storage = Array(b[base..<end])
+        let fields = HTTPFields(storage: storage, entries: entries.map {
+            .init(name: ($0.name.lowerBound - base)..<($0.name.upperBound - base),
+                  value: ($0.value.lowerBound - base)..<($0.value.upperBound - base))
+        })
+        let line = startLine!
+        let start = (line.lowerBound - base)..<(line.upperBound - base)
+        switch kind {
+        case .request:
+            var head = try Self.requestLine(storage, start, fields: fields)
+            try Self.checkHost(&head)
+            return .request(head, length: end)
+        case .response:
+            return .response(try Self.statusLine(storage, start, fields: fields), length: end)
+        }
+    }
+
+    /// request-line = method SP request-target SP HTTP-version (RFC 9112 §3), single spaces only.
+    private static func requestLine(_ s: [UInt8], _ line: Range<Int>, fields: HTTPFields) throws(HTTPParseError) -> RequestHead {
+        var i = line.lowerBound
+        while i < line.upperBound && ByteClass.token[Int(s[i])] { i += 1 }
+        guard i > line.lowerBound, i < line.upperBound, s[i] == .sp else { throw .bad("malformed request line") }
+        let method = String(decoding: s[line.lowerBound..<i], as: UTF8.self)
+        i += 1
+        let t0 = i
+        while i < line.upperBound && ByteClass.target[Int(s[i])] { i += 1 }
+        guard i > t0, i < line.upperBound, s[i] == .sp else { throw .bad("malformed request target") }
+        let target = String(decoding: s[t0..<i], as: UTF8.self)
+        let version = try Self.version(s[(i + 1)..<line.upperBound], status: 505)
+        return RequestHead(method: method, target: target, version: version, fields: fields)
+    }
+
+    private static func version(_ v: ArraySlice<UInt8>, status: Int) throws(HTTPParseError) -> HTTPVersion {
+        if v.elementsEqual("HTTP/1.1".utf8) { return .http11 }
+        if v.elementsEqual("HTTP/1.0".utf8) { return .http10 }
+        if v.count == 8 && v.starts(with: "HTTP/".utf8) { throw HTTPParseError(status, "unsupported HTTP version") }
+        throw .bad("malformed HTTP version")
+    }
+
+    /// status-line = HTTP-version SP status-code SP [ reason-phrase ] (RFC 9112 §4); a missing
+    /// " reason" is tolerated, as it cannot change framing.
+    private static func statusLine(_ s: [UInt8], _ line: Range<Int>, fields: HTTPFields) throws(HTTPParseError) -> ResponseHead {
+        guard line.count >= 12, s[line.lowerBound + 8] == .sp else { throw .bad("malformed status line") }
+        let version = try Self.version(s[line.lowerBound..<(line.lowerBound + 8)], status: 502)
+        var status = 0
+        for k in (line.lowerBound + 9)..<(line.lowerBound + 12) {
+            let d = s[k]
+            guard d >= UInt8(ascii: "0") && d <= UInt8(ascii: "9") else { throw .bad("malformed status code") }
+            status = status * 10 + Int(d - UInt8(ascii: "0"))
+        }
+        guard status >= 100 && status <= 599 else { throw .bad("status code out of range") }
+        var reason = ""
+        if line.count > 12 {
+            guard s[line.lowerBound + 12] == .sp else { throw .bad("malformed status line") }
+            let r = s[(line.lowerBound + 13)..<line.upperBound]
+            guard r.allSatisfy({ ByteClass.fieldValue[Int($0)] }) else { throw .bad("control character in reason phrase") }
+            reason = String(decoding: r, as: UTF8.self)
+        }
+        return ResponseHead(version: version, status: status, reason: reason, fields: fields)
+    }
+
+    /// RFC 9112 §3.2: a 1.1 request needs exactly one Host; two are refused (two parsers could pick
+    /// different ones). An absolute-form target's authority replaces the Host field (§3.2.2).
+    private static func checkHost(_ head: inout RequestHead) throws(HTTPParseError) {
+        let hosts = head.fields.indices(named: "host")
+        if hosts.count > 1 { throw .bad("more than one Host field") }
+        if head.method == "CONNECT" { throw HTTPParseError(405, "CONNECT is not supported") }
+        let t = head.target
+        if t.hasPrefix("/") {
+            // origin-form
+        } else if t == "*" {
+            guard head.method == "OPTIONS" else { throw .bad("asterisk-form target outside OPTIONS") }
+        } else if let authority = absoluteFormAuthority(t) {
+            guard isValidHost(authority.host) else { throw .bad("invalid authority in target") }
+            head.target = authority.rest
+            head.fields.set("Host", authority.host)
+            return
+        } else {
+            throw .bad("unsupported request-target form")
+        }
+        if hosts.isEmpty {
+            if head.version == .http11 { throw .bad("HTTP/1.1 request without Host") }
+            return
+        }
+        guard isValidHost(head.fields.value(at: hosts[0])) else { throw .bad("invalid Host field") }
+    }
+
+    private static func absoluteFormAuthority(_ t: String) -> (host: String, rest: String)? {
+        let lower = t.prefix(8).lowercased()
+        let schemeLength: Int
+        if lower.hasPrefix("http://") { schemeLength = 7 } else if lower.hasPrefix("https://") { schemeLength = 8 } else { return nil }
+        let afterScheme = t.dropFirst(schemeLength)
+        let end = afterScheme.firstIndex { $0 == "/" || $0 == "?" || $0 == "#" } ?? afterScheme.endIndex
+        let host = String(afterScheme[..<end])
+        var rest = String(afterScheme[end...])
+        if rest.hasPrefix("#") { rest = "" }
+        if !rest.hasPrefix("/") { rest = "/" + rest }
+        return (host, rest)
+    }
+
+    /// uri-host [ ":" port ] (RFC 9110 §7.2, RFC 3986 §3.2.2): reg-name characters or an IP literal;
+    /// no userinfo, no whitespace, not empty.
+    static func isValidHost(_ h: String) -> Bool {
+        guard !h.isEmpty, h.utf8.count <= 255 else { return false }
+        for c in h.utf8 {
+            switch c {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                continue
+            default:
+                guard "-._~!$&'()*+,;=%:[]".utf8.contains(c) else { return false }
+            }
+        }
+        return true
+    }
+}

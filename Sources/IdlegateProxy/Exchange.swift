@@ -1,0 +1,58 @@
+import IdlegateHTTP
+
+/// One request in flight and its response: what the client connection needs to remember between
+/// events while bytes stream both ways.
+final class Exchange {
+    enum ResponseFraming {
+        /// Body bytes go to the client as they come (Content-Length, or nothing).
+        case passthrough
+        /// Body bytes go out re-framed as chunks (upstream chunked or close-delimited, client 1.1).
+        case chunked
+        /// Body bytes go out as they come and the connection closes after (client 1.0).
+        case untilClose
+    }
+
+    let method: String
+    /// The path for log lines: no query string (older Odoo accepts `?session_id=` there).
+    let logPath: Substring
+    let upstreamIndex: Int
+    let isUpgrade: Bool
+    let clientVersion: HTTPVersion
+    var keepAlive: Bool
+
+    var upstream: UpstreamConnection?
+    /// The head sent upstream, kept until the first response byte so that a request that met a pooled
+    /// connection Odoo had just closed can be sent once more on a fresh one.
+    var forwardedHead: [UInt8]
+    var retried = false
+
+    var requestBody: BodyDecoder
+    let requestChunked: Bool
+    var requestBodyBytes: Int64 = 0
+
+    var responseParser: HeadParser
+    /// Response head bytes that arrived split across reads.
+    var responseHeadBytes = ByteBuffer()
+    var sawResponseByte = false
+    var responseHead: ResponseHead?
+    var responseBody: BodyDecoder?
+    var responseFraming: ResponseFraming = .passthrough
+    /// The final response head has been handed to the client: errors can no longer become a 502.
+    var responseStarted = false
+    var responseDone = false
+    var upstreamReusable = true
+    var switchToTunnel = false
+
+    init(head: RequestHead, forwardedHead: [UInt8], framing: BodyFraming, upstreamIndex: Int, isUpgrade: Bool, keepAlive: Bool, limits: HTTPLimits) {
+        method = head.method
+        logPath = head.path
+        clientVersion = head.version
+        self.forwardedHead = forwardedHead
+        self.upstreamIndex = upstreamIndex
+        self.isUpgrade = isUpgrade
+        self.keepAlive = keepAlive
+        requestBody = BodyDecoder(framing, limits: limits)
+        requestChunked = framing == .chunked
+        responseParser = HeadParser(kind: .response, limits: limits)
+    }
+}

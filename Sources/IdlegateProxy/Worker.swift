@@ -1,0 +1,146 @@
+import Glibc
+import IdlegateConfig
+import IdlegateHTTP
+import IdlegateIO
+import Logging
+
+/// Settings every connection reads, fixed at start.
+struct ProxySettings: Sendable {
+    let limits: HTTPLimits
+    let timeouts: Timeouts
+    let trustedProxies: [CIDR]
+    let publicScheme: String
+    let allowedUpgrades: Set<String>
+    let router: Router
+
+    init(config: Config) {
+        limits = config.limits
+        timeouts = config.timeouts
+        trustedProxies = config.trustedProxies
+        publicScheme = config.publicScheme
+        allowedUpgrades = Set(config.allowedUpgrades)
+        router = Router(config: config)
+    }
+
+    func isTrusted(_ peer: SocketAddress) -> Bool {
+        trustedProxies.contains { $0.contains(peer.ip) }
+    }
+}
+
+/// One event-loop thread and everything it owns: its connections, its upstream pool, a read buffer
+/// shared by all its connections (only the loop thread touches any of it).
+final class Worker: @unchecked Sendable {
+    let loop: EventLoop
+    let settings: ProxySettings
+    let pool: UpstreamPool
+    let logger: Logger
+    /// Where every read lands first; bytes are copied out only when they must wait.
+    let scratch: UnsafeMutableRawBufferPointer
+    /// Where a response's head and body bytes are gathered so that one write sends them.
+    var staging: [UInt8] = []
+    private var listeners: [Listener] = []
+    private var connections: [ClientConnection] = []
+    private(set) var draining = false
+    private var drainDeadline: Int64 = .max
+    var onStopped: @Sendable () -> Void = {}
+
+    init(settings: ProxySettings, upstreams: [[SocketAddress]], poolSize: Int, logger: Logger) throws {
+        loop = try EventLoop()
+        self.settings = settings
+        self.logger = logger
+        pool = UpstreamPool(loop: loop, addresses: upstreams, maxIdle: poolSize, idleTimeout: settings.timeouts.upstreamIdle)
+        scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+        staging.reserveCapacity(80 * 1024)
+        loop.onTick = { [unowned self] now in self.tick(now) }
+    }
+
+    deinit { scratch.deallocate() }
+
+    func listen(fd: Int32) throws {
+        let l = Listener(fd: fd, worker: self)
+        try loop.registerListener(fd: fd, handler: l)
+        listeners.append(l)
+    }
+
+    func accepted(fd: Int32, peer: SocketAddress) {
+        let c = ClientConnection(fd: fd, peer: peer, worker: self)
+        do {
+            try loop.register(fd: fd, handler: c)
+        } catch {
+            logger.error("cannot watch a new connection: \(error)")
+            c.discard()
+            return
+        }
+        c.registryIndex = connections.count
+        connections.append(c)
+        c.handleEvents(Events.readable | Events.writable)
+    }
+
+    func remove(_ c: ClientConnection) {
+        let i = c.registryIndex
+        guard i >= 0, i < connections.count, connections[i] === c else { return }
+        let last = connections.removeLast()
+        if i < connections.count {
+            connections[i] = last
+            last.registryIndex = i
+        }
+        c.registryIndex = -1
+        if draining && connections.isEmpty { finish() }
+    }
+
+    /// Checks deadlines. A scan of every connection, a few times a second: cheap next to the reads
+    /// and writes of the same connections, and nothing to keep in order on the hot path.
+    private func tick(_ now: Int64) {
+        var i = 0
+        while i < connections.count {
+            let c = connections[i]
+            if now >= c.deadline { c.timedOut() }
+            if i < connections.count && connections[i] === c { i += 1 }
+        }
+        pool.prune(now: now)
+        if draining && (connections.isEmpty || now >= drainDeadline) { finish() }
+    }
+
+    /// Stops accepting; idle connections close now, busy ones after their current response.
+    func beginDrain(grace: Int64) {
+        guard !draining else { return }
+        draining = true
+        drainDeadline = loop.now + grace
+        for l in listeners { loop.deregister(fd: l.fd) }
+        listeners.removeAll()
+        for c in connections { c.drain() }
+        if connections.isEmpty { finish() }
+    }
+
+    private func finish() {
+        for c in connections { c.closeNow() }
+        pool.closeAll()
+        loop.stop()
+        onStopped()
+    }
+}
+
+/// Accepts new connections on a listening socket shared by all workers.
+final class Listener: EventHandler {
+    let fd: Int32
+    unowned let worker: Worker
+
+    init(fd: Int32, worker: Worker) {
+        self.fd = fd
+        self.worker = worker
+    }
+
+    func handleEvents(_ events: UInt32) {
+        // Level-triggered: take a batch, come back on the next wake-up for the rest.
+        for _ in 0..<64 {
+            do {
+                guard let (cfd, peer) = try Socket.accept(fd) else { return }
+                worker.accepted(fd: cfd, peer: peer)
+            } catch {
+                // EMFILE and friends: log and let the next wake-up try again.
+                worker.logger.error("\(error)")
+                return
+            }
+        }
+    }
+}

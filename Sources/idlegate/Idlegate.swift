@@ -1,0 +1,156 @@
+import ArgumentParser
+import CSystem
+import Glibc
+import IdlegateConfig
+import IdlegateProxy
+import Logging
+
+@main
+struct Idlegate: ParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "idlegate",
+        abstract: "Idle-timeout enforcement for Odoo sessions, as a reverse proxy in front of Odoo.",
+        version: version,
+        subcommands: [Serve.self, Check.self],
+        defaultSubcommand: nil
+    )
+}
+
+/// Flags shared by `serve` and `check`: each overrides the config file's key of the same name.
+struct ConfigOptions: ParsableArguments {
+    @Option(name: .long, help: "YAML config file (default: the embedded defaults).")
+    var config: String?
+
+    @Option(name: .long, help: "Address to listen on, HOST:PORT or [V6]:PORT; repeat for several. (listen)")
+    var listen: [String] = []
+
+    @Option(name: .long, help: "Odoo's HTTP port, http://HOST:PORT. (upstream)")
+    var upstream: String?
+
+    @Option(name: .customLong("websocket-upstream"), help: "Odoo's WebSocket/long-polling port, http://HOST:PORT. (websocket_upstream)")
+    var websocketUpstream: String?
+
+    @Option(name: .long, help: "Event-loop threads; 0 = one per core. (threads)")
+    var threads: Int?
+
+    @Option(name: .customLong("log-level"), help: "debug, info, warning or error. (log_level)")
+    var logLevel: String?
+
+    /// The effective config: embedded defaults, then the file, then flags.
+    func load() throws -> Config {
+        var c = Config()
+        if let path = config {
+            guard let text = readFile(path) else { throw ValidationError("cannot read config file \(path): \(String(cString: strerror(errno)))") }
+            do { c = try Config.load(yaml: text) } catch { throw ValidationError("\(path): \(error)") }
+        }
+        if !listen.isEmpty { c.listen = listen }
+        if let u = upstream {
+            guard let url = UpstreamURL(parsing: u) else { throw ValidationError("--upstream: \"\(u)\" is not an http://HOST:PORT URL") }
+            c.upstream = url
+        }
+        if let u = websocketUpstream {
+            guard let url = UpstreamURL(parsing: u) else { throw ValidationError("--websocket-upstream: \"\(u)\" is not an http://HOST:PORT URL") }
+            c.websocketUpstream = url
+        }
+        if let t = threads {
+            guard (0...256).contains(t) else { throw ValidationError("--threads: \(t) is outside 0…256") }
+            c.threads = t
+        }
+        if let l = logLevel {
+            guard ["debug", "info", "warning", "error"].contains(l) else { throw ValidationError("--log-level: \"\(l)\" is not debug, info, warning or error") }
+            c.logLevel = l
+        }
+        do { try c.validate() } catch { throw ValidationError("\(error)") }
+        return c
+    }
+}
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the proxy.")
+
+    @OptionGroup var options: ConfigOptions
+
+    func run() throws {
+        let config = try options.load()
+        let level = Logger.Level(rawValue: config.logLevel == "warning" ? "warning" : config.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        let logger = Logger(label: "idlegate")
+        // Signals are taken by this thread alone (sigwait below); the loop threads inherit the mask.
+        cs_block_signals()
+        let server: ProxyServer
+        do {
+            server = try ProxyServer(config: config, logger: logger)
+        } catch {
+            throw ValidationError("cannot start: \(error)")
+        }
+        server.start()
+        logger.info("idlegate \(Idlegate.version) listening on \(config.listen.joined(separator: ", ")) with \(server.threadCount) thread(s); upstream \(config.upstream), websocket upstream \(config.websocketUpstream)")
+        while true {
+            let sig = cs_wait_signal()
+            if sig == SIGTERM || sig == SIGINT {
+                logger.info("signal \(sig): no new connections; finishing requests in flight (up to \(config.timeouts.shutdownGrace / 1000)s)")
+                server.shutdown()
+                logger.info("stopped")
+                return
+            }
+            logger.info("signal \(sig) ignored (reload and log reopening arrive with later features)")
+        }
+    }
+}
+
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Validate the configuration and print the effective values, like nginx -t.")
+
+    @OptionGroup var options: ConfigOptions
+
+    func run() throws {
+        let c = try options.load()
+        print("""
+        listen: [\(c.listen.map { "\"\($0)\"" }.joined(separator: ", "))]
+        threads: \(c.threads)
+        upstream: \(c.upstream)
+        websocket_upstream: \(c.websocketUpstream)
+        websocket_paths: [\(c.websocketPaths.joined(separator: ", "))]
+        trusted_proxies: [\(c.trustedProxies.map(\.description).joined(separator: ", "))]
+        public_scheme: \(c.publicScheme)
+        allowed_upgrades: [\(c.allowedUpgrades.joined(separator: ", "))]
+        upstream_pool_size: \(c.upstreamPoolSize)
+        log_level: \(c.logLevel)
+        limits:
+          request_line: \(c.limits.requestLine)
+          header_bytes: \(c.limits.headerBytes)
+          header_count: \(c.limits.headerCount)
+          body: \(c.limits.body)
+          chunk_line: \(c.limits.chunkLine)
+        timeouts:
+          client_header: \(c.timeouts.clientHeader)ms
+          client_idle: \(c.timeouts.clientIdle)ms
+          client_body: \(c.timeouts.clientBody)ms
+          upstream_connect: \(c.timeouts.upstreamConnect)ms
+          upstream_response: \(c.timeouts.upstreamResponse)ms
+          upstream_idle: \(c.timeouts.upstreamIdle)ms
+          tunnel_idle: \(c.timeouts.tunnelIdle)ms
+          shutdown_grace: \(c.timeouts.shutdownGrace)ms
+        configuration ok
+        """)
+    }
+}
+
+func readFile(_ path: String) -> String? {
+    guard let f = fopen(path, "rb") else { return nil }
+    defer { fclose(f) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = fread(&chunk, 1, chunk.count, f)
+        if n > 0 { bytes.append(contentsOf: chunk[0..<n]) }
+        if n < chunk.count { break }
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
