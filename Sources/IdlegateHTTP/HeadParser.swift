@@ -52,8 +52,9 @@ public struct HeadParser: Sendable {
             if startLine == nil {
                 if line.isEmpty {
                     // §2.2: a server SHOULD ignore at least one empty line before the request-line.
-                    guard kind == .request, lineStart - 0 <= 8 else { throw .bad("empty lines before the start line") }
+                    guard kind == .request, lineStart <= 8 else { throw .bad("empty lines before the start line") }
                     headStart = lineStart
+                    i += 1
                     continue
                 }
                 if kind == .request && line.count > limits.requestLine { throw HTTPParseError(414, "request line too long") }

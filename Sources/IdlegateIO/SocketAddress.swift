@@ -1,3 +1,4 @@
+import CSystem
 import Glibc
 
 /// An IPv4 or IPv6 socket address. Parsed from `HOST:PORT`, `[V6]:PORT`, or resolved from a host name

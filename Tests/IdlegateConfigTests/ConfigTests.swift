@@ -1,0 +1,91 @@
+import Testing
+@testable import IdlegateConfig
+
+@Suite("Config file")
+struct ConfigTests {
+    @Test func emptyFileGivesTheEmbeddedDefaults() throws {
+        let c = try Config.load(yaml: "")
+        #expect(c == Config())
+        #expect(c.listen == ["127.0.0.1:8080"])
+        #expect(c.upstream.description == "http://127.0.0.1:8069")
+        #expect(c.websocketUpstream.description == "http://127.0.0.1:8072")
+        #expect(c.limits.body == 128 << 20)
+    }
+
+    @Test func readsEveryKind() throws {
+        let c = try Config.load(yaml: """
+        listen: ["0.0.0.0:8080", "[::]:8080"]
+        threads: 2
+        upstream: http://odoo:8069
+        websocket_upstream: http://odoo:8069/
+        trusted_proxies: [10.0.0.0/8]
+        public_scheme: https
+        limits:
+          body: 64MiB
+          header_bytes: 32KiB
+        timeouts:
+          client_header: 5s
+          upstream_response: 2m
+          tunnel_idle: 1h
+        """)
+        #expect(c.listen == ["0.0.0.0:8080", "[::]:8080"])
+        #expect(c.threads == 2)
+        #expect(c.upstream == UpstreamURL(host: "odoo", port: 8069))
+        #expect(c.websocketUpstream == UpstreamURL(host: "odoo", port: 8069))
+        #expect(c.trustedProxies.map(\.description) == ["10.0.0.0/8"])
+        #expect(c.publicScheme == "https")
+        #expect(c.limits.body == 64 << 20)
+        #expect(c.limits.headerBytes == 32 << 10)
+        #expect(c.timeouts.clientHeader == 5_000)
+        #expect(c.timeouts.upstreamResponse == 120_000)
+        #expect(c.timeouts.tunnelIdle == 3_600_000)
+    }
+
+    struct Bad: CustomTestStringConvertible, Sendable {
+        let yaml: String
+        let message: String
+        var testDescription: String { message }
+    }
+
+    @Test(arguments: [
+        Bad(yaml: "trusted_proxies: [\"10.0.0.0/33\"]", message: "trusted_proxies[0]: \"10.0.0.0/33\" is not a CIDR"),
+        Bad(yaml: "timeouts:\n  client_header: 10 parsecs", message: "timeouts.client_header: \"10 parsecs\" is not a duration (like 90s, 15m, 12h)"),
+        Bad(yaml: "limits:\n  body: lots", message: "limits.body: \"lots\" is not a size (like 8KiB, 128MiB)"),
+        Bad(yaml: "upstream: https://odoo", message: "upstream: \"https://odoo\" is not an http://HOST:PORT URL"),
+        Bad(yaml: "listen: localhost", message: "listen[0]: \"localhost\" is not HOST:PORT"),
+        Bad(yaml: "threads: many", message: "threads: must be a whole number"),
+        Bad(yaml: "upstreem: http://x:1", message: "upstreem: unknown key"),
+        Bad(yaml: "timeouts:\n  client_headers: 5s", message: "timeouts.client_headers: unknown key"),
+        Bad(yaml: "websocket_paths: [websocket]", message: "websocket_paths[0]: \"websocket\" does not start with /"),
+        Bad(yaml: "- a\n- b", message: "the file must be a mapping of keys"),
+    ])
+    func errorsNameTheKey(_ bad: Bad) {
+        #expect(throws: ConfigError.self) { try Config.load(yaml: bad.yaml) }
+        do { _ = try Config.load(yaml: bad.yaml) } catch { #expect(error.description == bad.message) }
+    }
+
+    @Test func cidrMatching() throws {
+        let v4 = try #require(CIDR(parsing: "10.2.0.0/16"))
+        #expect(v4.contains([10, 2, 200, 1]))
+        #expect(!v4.contains([10, 3, 0, 1]))
+        let mapped: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 10, 2, 0, 9]
+        #expect(v4.contains(mapped))
+        let v6 = try #require(CIDR(parsing: "::1"))
+        #expect(v6.prefix == 128)
+        #expect(v6.contains(Array(repeating: 0, count: 15) + [1]))
+        #expect(CIDR(parsing: "10.0.0.0/-1") == nil)
+        #expect(CIDR(parsing: "nonsense") == nil)
+    }
+
+    @Test func durationsAndSizes() {
+        #expect(Config.parseDuration("90s") == 90_000)
+        #expect(Config.parseDuration("500ms") == 500)
+        #expect(Config.parseDuration("15m") == 900_000)
+        #expect(Config.parseDuration("12h") == 43_200_000)
+        #expect(Config.parseDuration("-5s") == nil)
+        #expect(Config.parseSize("8KiB") == 8192)
+        #expect(Config.parseSize("128MiB") == 128 << 20)
+        #expect(Config.parseSize("12") == 12)
+        #expect(Config.parseSize("x MiB") == nil)
+    }
+}

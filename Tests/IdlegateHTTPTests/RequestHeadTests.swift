@@ -1,0 +1,88 @@
+import Testing
+@testable import IdlegateHTTP
+
+@Suite("Request heads")
+struct RequestHeadTests {
+    @Test func parsesAnOdooJSONRPCCall() throws {
+        let text = "POST /web/dataset/call_kw/res.partner/read HTTP/1.1\r\nHost: odoo.example\r\nContent-Type: application/json\r\nCookie: tz=UTC; session_id=abc\r\nContent-Length: 2\r\n\r\n{}"
+        let (head, length) = try #require(try parseRequest(text))
+        #expect(head.method == "POST")
+        #expect(head.target == "/web/dataset/call_kw/res.partner/read")
+        #expect(head.version == .http11)
+        #expect(head.fields.count == 4)
+        #expect(head.fields.first(named: "cookie") == "tz=UTC; session_id=abc")
+        #expect(length == text.utf8.count - 2)
+        #expect(try head.framing(limits: HTTPLimits()) == .length(2))
+    }
+
+    @Test func sameResultWhateverTheReadBoundaries() throws {
+        let text = "GET /odoo?x=1 HTTP/1.1\r\nHost: a\r\nX-A:  spaced value \t\r\n\r\n"
+        let whole = try #require(try parseRequest(text))
+        let trickled = try #require(try parseRequestByteByByte(text))
+        #expect(whole.0 == trickled.0)
+        #expect(whole.1 == trickled.1)
+        #expect(whole.0.fields.first(named: "x-a") == "spaced value")
+        #expect(whole.0.path == "/odoo")
+    }
+
+    @Test func keepsRepeatedFieldsInOrder() throws {
+        let (head, _) = try #require(try parseRequest("GET / HTTP/1.1\r\nHost: a\r\nCookie: a=1\r\nX: 1\r\nCookie: b=2\r\n\r\n"))
+        #expect(head.fields.values(named: "cookie") == ["a=1", "b=2"])
+        var out: [UInt8] = []
+        head.write(into: &out)
+        #expect(String(decoding: out, as: UTF8.self) == "GET / HTTP/1.1\r\nHost: a\r\nCookie: a=1\r\nX: 1\r\nCookie: b=2\r\n\r\n")
+    }
+
+    @Test func keepsObsTextBytesExactly() throws {
+        var bytes = "GET / HTTP/1.1\r\nHost: a\r\nX-Name: caf".bytes
+        bytes += [0xE9]  // Latin-1 é: obs-text, allowed, never re-encoded
+        bytes += "\r\n\r\n".bytes
+        let r = try #require(try parseHead(bytes, kind: .request, limits: HTTPLimits()))
+        guard case .request(let head, _) = r else { Issue.record("not a request"); return }
+        #expect(Array(head.fields.valueBytes(at: 1)) == "caf".bytes + [0xE9])
+    }
+
+    @Test func waitsForTheEndOfTheHead() throws {
+        #expect(try parseRequest("GET / HTTP/1.1\r\nHost: a\r\n") == nil)
+        #expect(try parseRequest("GET / HTTP/1.1\r\nHost: a\r\n\r") == nil)
+    }
+
+    @Test func toleratesLeadingEmptyLines() throws {
+        let (head, length) = try #require(try parseRequest("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"))
+        #expect(head.target == "/")
+        #expect(length == 29)
+    }
+
+    @Test func acceptsHTTP10WithoutHost() throws {
+        let (head, _) = try #require(try parseRequest("GET / HTTP/1.0\r\n\r\n"))
+        #expect(head.version == .http10)
+        #expect(!head.wantsKeepAlive)
+    }
+
+    @Test func reducesAbsoluteFormToOriginFormAndHost() throws {
+        let (head, _) = try #require(try parseRequest("GET http://odoo.example:8069/web?db=x HTTP/1.1\r\nHost: other\r\n\r\n"))
+        #expect(head.target == "/web?db=x")
+        #expect(head.fields.values(named: "host") == ["odoo.example:8069"])
+    }
+
+    @Test func keepAliveRules() throws {
+        #expect(try #require(try parseRequest("GET / HTTP/1.1\r\nHost: a\r\n\r\n")).0.wantsKeepAlive)
+        #expect(try !#require(try parseRequest("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")).0.wantsKeepAlive)
+        #expect(try #require(try parseRequest("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")).0.wantsKeepAlive)
+    }
+
+    @Test func expectContinue() throws {
+        #expect(try #require(try parseRequest("PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")).0.expectsContinue)
+        #expect(try !#require(try parseRequest("PUT / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")).0.expectsContinue)
+    }
+
+    @Test func chunkedFraming() throws {
+        let (head, _) = try #require(try parseRequest("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n"))
+        #expect(try head.framing(limits: HTTPLimits()) == .chunked)
+    }
+
+    @Test func zeroContentLengthHasNoBody() throws {
+        let (head, _) = try #require(try parseRequest("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"))
+        #expect(try head.framing(limits: HTTPLimits()) == BodyFraming.none)
+    }
+}
