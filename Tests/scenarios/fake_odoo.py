@@ -1,0 +1,247 @@
+"""A test double for Odoo's HTTP server, as it behaves on the wire (see shared/odoo/FACTS.md):
+
+- `prefork` mode answers like Odoo's port 8069 with workers > 0 (18-real): HTTP/1.0, Content-Length,
+  `Connection: close`, one request per connection.
+- `threaded` mode answers like a threaded Odoo (workers = 0): HTTP/1.1 keep-alive.
+- `/websocket` answers a WebSocket handshake with 101 (as Odoo 16+ does on the gevent port) and then
+  echoes frames; without `Upgrade: websocket` it answers 400, and `/websocket-refused` answers 426.
+
+Every byte received is recorded, so a test can prove that a refused request reached it as not one byte.
+"""
+import base64
+import hashlib
+import json
+import socket
+import threading
+import time
+
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+class Request:
+    def __init__(self, method, target, version, headers, body):
+        self.method, self.target, self.version, self.headers, self.body = method, target, version, headers, body
+
+    def header(self, name):
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    def all(self, name):
+        return [v for k, v in self.headers if k.lower() == name.lower()]
+
+    @property
+    def path(self):
+        return self.target.split("?", 1)[0]
+
+
+class Conn:
+    def __init__(self, sock):
+        self.sock, self.buf = sock, b""
+
+    def fill(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise EOFError
+        self.buf += data
+
+    def read_until(self, marker):
+        while marker not in self.buf:
+            self.fill()
+        i = self.buf.index(marker) + len(marker)
+        out, self.buf = self.buf[:i], self.buf[i:]
+        return out
+
+    def read_exact(self, n):
+        while len(self.buf) < n:
+            self.fill()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def read_request(self):
+        head = self.read_until(b"\r\n\r\n").decode("latin-1")
+        lines = head.split("\r\n")
+        method, target, version = lines[0].split(" ")
+        headers = [tuple(x.strip() for x in l.split(":", 1)) for l in lines[1:] if l]
+        req = Request(method, target, version, headers, b"")
+        te = req.header("transfer-encoding")
+        if te and te.lower() == "chunked":
+            body = b""
+            while True:
+                size = int(self.read_until(b"\r\n")[:-2].split(b";")[0], 16)
+                if size == 0:
+                    self.read_until(b"\r\n")
+                    break
+                body += self.read_exact(size)
+                assert self.read_exact(2) == b"\r\n"
+            req.body = body
+        elif req.header("content-length"):
+            req.body = self.read_exact(int(req.header("content-length")))
+        return req
+
+
+class FakeOdoo:
+    def __init__(self, mode="threaded", port=0):
+        self.mode = mode
+        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", port))
+        self.lsock.listen(512)
+        self.port = self.lsock.getsockname()[1]
+        self.received = bytearray()
+        self.requests = []
+        self.connections = 0
+        self.lock = threading.Lock()
+        self.stopping = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self):
+        self.stopping = True
+        try:
+            self.lsock.close()
+        except OSError:
+            pass
+
+    def _accept(self):
+        while not self.stopping:
+            try:
+                s, _ = self.lsock.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+            threading.Thread(target=self._serve, args=(s,), daemon=True).start()
+
+    def _serve(self, s):
+        conn = Conn(RecordingSocket(s, self))
+        try:
+            while True:
+                req = conn.read_request()
+                with self.lock:
+                    self.requests.append(req)
+                keep = self._answer(conn, req)
+                if not keep or self.mode == "prefork":
+                    break
+        except (EOFError, OSError, ValueError):
+            pass
+        finally:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def _head(self, status, headers, length=None):
+        version = "HTTP/1.0" if self.mode == "prefork" else "HTTP/1.1"
+        lines = [f"{version} {status}", "Server: Werkzeug/2.2.2 Python/3.11.7"]
+        lines += [f"{k}: {v}" for k, v in headers]
+        if length is not None:
+            lines.append(f"Content-Length: {length}")
+        if self.mode == "prefork":
+            lines.append("Connection: close")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+    def _send(self, conn, status, body=b"", headers=(("Content-Type", "application/json"),)):
+        conn.sock.sendall(self._head(status, list(headers), len(body)) + body)
+        return True
+
+    def _answer(self, conn, req):
+        path = req.path
+        q = dict(p.split("=", 1) for p in req.target.split("?", 1)[1].split("&")) if "?" in req.target else {}
+        if path.startswith("/websocket"):
+            return self._websocket(conn, req)
+        if path == "/echo":
+            return self._send(conn, "200 OK", req.body, [("Content-Type", "application/octet-stream")])
+        if path == "/headers":
+            body = json.dumps({"headers": req.headers, "target": req.target, "version": req.version}).encode()
+            return self._send(conn, "200 OK", body)
+        if path == "/big":
+            n = int(q.get("n", "1048576"))
+            conn.sock.sendall(self._head("200 OK", [("Content-Type", "application/octet-stream")], n))
+            block = b"x" * 65536
+            sent = 0
+            while sent < n:
+                k = min(len(block), n - sent)
+                conn.sock.sendall(block[:k])
+                sent += k
+            return True
+        if path == "/chunked" and self.mode == "threaded":
+            conn.sock.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: text/plain\r\n\r\n"
+                              b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n")
+            return True
+        if path == "/close-delimited":
+            conn.sock.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end")
+            return False
+        if path == "/silent":
+            time.sleep(30)
+            return False
+        if path == "/slow":
+            time.sleep(float(q.get("s", "1")))
+            return self._send(conn, "200 OK", b'{"slow":true}')
+        if path == "/smuggle-response":
+            conn.sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+            return False
+        if path == "/web/login":
+            return self._send(conn, "303 SEE OTHER", b"", [("Location", "/odoo"),
+                              ("Set-Cookie", "session_id=" + "A" * 84 + "; Expires=Thu, 25 Nov 2027 08:05:46 GMT; Max-Age=604800; HttpOnly; Path=/"),
+                              ("Set-Cookie", "cids=; Max-Age=0; Path=/")])
+        # Anything else: a small JSON-RPC-like answer, as /web/dataset/call_kw gives.
+        return self._send(conn, "200 OK", b'{"jsonrpc": "2.0", "id": 1, "result": []}')
+
+    def _websocket(self, conn, req):
+        if req.path == "/websocket-refused":
+            return self._send(conn, "426 Upgrade Required", b"upgrade refused", [("Content-Type", "text/plain")])
+        if (req.header("upgrade") or "").lower() != "websocket" or not req.header("sec-websocket-key"):
+            return self._send(conn, "400 BAD REQUEST", b"Empty or missing header(s): upgrade", [("Content-Type", "text/plain")])
+        accept = base64.b64encode(hashlib.sha1(req.header("sec-websocket-key").encode() + WS_GUID).digest()).decode()
+        conn.sock.sendall(("HTTP/1.1 101 SWITCHING PROTOCOLS\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                           f"Sec-WebSocket-Accept: {accept}\r\n"
+                           "Set-Cookie: session_id=" + "B" * 84 + "; HttpOnly; Path=/\r\n\r\n").encode())
+        while True:  # echo every frame back, unmasked
+            h = conn.read_exact(2)
+            opcode, length = h[0] & 0x0F, h[1] & 0x7F
+            if length == 126:
+                length = int.from_bytes(conn.read_exact(2), "big")
+            elif length == 127:
+                length = int.from_bytes(conn.read_exact(8), "big")
+            mask = conn.read_exact(4) if h[1] & 0x80 else b"\0\0\0\0"
+            payload = bytes(b ^ mask[i % 4] for i, b in enumerate(conn.read_exact(length)))
+            conn.sock.sendall(ws_frame(opcode, payload, masked=False))
+            if opcode == 8:
+                return False
+
+
+def ws_frame(opcode, payload, masked=True):
+    head = bytes([0x80 | opcode])
+    mbit = 0x80 if masked else 0
+    n = len(payload)
+    if n < 126:
+        head += bytes([mbit | n])
+    elif n < 65536:
+        head += bytes([mbit | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([mbit | 127]) + n.to_bytes(8, "big")
+    if masked:
+        key = b"\x01\x02\x03\x04"
+        return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return head + payload
+
+
+class RecordingSocket:
+    """A socket whose received bytes are also appended to the server's `received`."""
+
+    def __init__(self, s, server):
+        self.s, self.server = s, server
+
+    def recv(self, n):
+        data = self.s.recv(n)
+        with self.server.lock:
+            self.server.received += data
+        return data
+
+    def sendall(self, data):
+        self.s.sendall(data)
