@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import IdlegateConfig
 
@@ -87,5 +88,23 @@ struct ConfigTests {
         #expect(Config.parseSize("128MiB") == 128 << 20)
         #expect(Config.parseSize("12") == 12)
         #expect(Config.parseSize("x MiB") == nil)
+    }
+}
+
+@Suite("Shipped config files")
+struct ShippedConfigTests {
+    static let root: String = {
+        var parts = #filePath.split(separator: "/", omittingEmptySubsequences: false)
+        parts.removeLast(3)  // Tests/IdlegateConfigTests/ConfigTests.swift
+        return parts.joined(separator: "/")
+    }()
+
+    static func read(_ path: String) throws -> String {
+        try String(contentsOfFile: root + "/" + path, encoding: .utf8)
+    }
+
+    /// config/idlegate.yaml documents every key with its default: loading it must change nothing.
+    @Test func referenceFileHoldsExactlyTheDefaults() throws {
+        #expect(try Config.load(yaml: Self.read("config/idlegate.yaml")) == Config())
     }
 }
