@@ -24,8 +24,8 @@ public struct Config: Sendable, Equatable {
     public var allowedUpgrades: [String] = ["websocket"]
     public var limits = HTTPLimits()
     public var timeouts = Timeouts()
-    /// Idle keep-alive connections kept per upstream per thread. Default 32.
-    public var upstreamPoolSize: Int = 32
+    /// Idle keep-alive connections kept per upstream per thread. Default 128.
+    public var upstreamPoolSize: Int = 128
     /// `debug`, `info`, `warning`, `error`. Default `info`.
     public var logLevel: String = "info"
 

@@ -14,8 +14,8 @@ extension RequestHead {
     /// The request's body framing, refusing every ambiguous shape (RFC 9112 §6.1–§6.3, and the request
     /// smuggling cases of §11.2). Odoo accepts no transfer coding but chunked, so anything else is 501.
     public func framing(limits: HTTPLimits) throws(HTTPParseError) -> BodyFraming {
-        let te = fields.indices(named: "transfer-encoding")
-        let cl = fields.indices(named: "content-length")
+        let te = fields.indices(of: .transferEncoding)
+        let cl = fields.indices(of: .contentLength)
         if !te.isEmpty {
             // §6.1: a server MAY reject TE with CL; both present is the classic smuggling shape.
             if !cl.isEmpty { throw .bad("Transfer-Encoding together with Content-Length") }
@@ -51,7 +51,7 @@ extension RequestHead {
 
     /// Whether the client asked for `100 Continue` before sending its body (RFC 9110 §10.1.1).
     public var expectsContinue: Bool {
-        version == .http11 && fields.values(named: "expect").contains { $0.lowercased() == "100-continue" }
+        version == .http11 && fields.values(.expect).contains { $0.lowercased() == "100-continue" }
     }
 }
 
@@ -63,8 +63,8 @@ extension ResponseHead {
         if requestMethod == "HEAD" || (100..<200).contains(status) || status == 204 || status == 304 {
             return .none
         }
-        let te = fields.indices(named: "transfer-encoding")
-        let cl = fields.indices(named: "content-length")
+        let te = fields.indices(of: .transferEncoding)
+        let cl = fields.indices(of: .contentLength)
         if !te.isEmpty {
             if !cl.isEmpty { throw .bad("Transfer-Encoding together with Content-Length") }
             if version == .http10 { throw .bad("Transfer-Encoding in an HTTP/1.0 response") }

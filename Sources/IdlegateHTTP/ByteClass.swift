@@ -1,34 +1,26 @@
 /// Byte classes from RFC 9110 §5.6.2 (tokens) and §5.5 (field values), as 256-entry tables so the
 /// parser's inner loop is one load per byte.
 enum ByteClass {
-    /// tchar: "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA
-    static let token: [Bool] = {
-        var t = [Bool](repeating: false, count: 256)
-        for b in UInt8(ascii: "0")...UInt8(ascii: "9") { t[Int(b)] = true }
-        for b in UInt8(ascii: "a")...UInt8(ascii: "z") { t[Int(b)] = true }
-        for b in UInt8(ascii: "A")...UInt8(ascii: "Z") { t[Int(b)] = true }
-        for c in "!#$%&'*+-.^_`|~".utf8 { t[Int(c)] = true }
-        return t
-    }()
+    /// tchar: "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA,
+    /// as two 64-bit masks (one load-free test per byte on the parser's inner loop).
+    @inline(__always) static func isToken(_ b: UInt8) -> Bool {
+        if b < 64 { return (0x03ff6cfa00000000 as UInt64) >> UInt64(b) & 1 != 0 }
+        if b < 128 { return (0x57ffffffc7fffffe as UInt64) >> UInt64(b - 64) & 1 != 0 }
+        return false
+    }
 
     /// field-vchar / SP / HTAB: VCHAR, obs-text (0x80–0xFF), space and tab. Everything else — NUL, CR,
     /// LF, the other controls and DEL — is refused inside a field value (RFC 9110 §5.5: a recipient
     /// MUST reject or replace them; a proxy that passes them on lets two parsers disagree).
-    static let fieldValue: [Bool] = {
-        var t = [Bool](repeating: false, count: 256)
-        for b in 0x20...0x7E { t[b] = true }
-        for b in 0x80...0xFF { t[b] = true }
-        t[0x09] = true
-        return t
-    }()
+    @inline(__always) static func isFieldValue(_ b: UInt8) -> Bool {
+        b == 0x09 || (b >= 0x20 && b != 0x7F)
+    }
 
     /// Characters allowed in a request-target: visible ASCII only (RFC 9112 §3.2; browsers
     /// percent-encode everything else).
-    static let target: [Bool] = {
-        var t = [Bool](repeating: false, count: 256)
-        for b in 0x21...0x7E { t[b] = true }
-        return t
-    }()
+    @inline(__always) static func isTarget(_ b: UInt8) -> Bool {
+        b >= 0x21 && b <= 0x7E
+    }
 
     static func isHexDigit(_ b: UInt8) -> Bool { hexValue(b) != nil }
 

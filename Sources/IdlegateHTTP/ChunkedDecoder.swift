@@ -58,7 +58,7 @@ public struct ChunkedDecoder: Sendable {
             case .extensions:
                 if b == .cr {
                     state = .sizeLF
-                } else if !ByteClass.fieldValue[Int(b)] {
+                } else if !ByteClass.isFieldValue(b) {
                     throw HTTPParseError.bad("control character in a chunk extension")
                 }
                 i += 1
@@ -92,7 +92,7 @@ public struct ChunkedDecoder: Sendable {
                     state = .finalLF
                 } else if b == .sp || b == .htab {
                     throw HTTPParseError.bad("obs-fold in trailer")
-                } else if ByteClass.fieldValue[Int(b)] {
+                } else if ByteClass.isFieldValue(b) {
                     state = .trailer
                 } else {
                     throw HTTPParseError.bad("control character in trailer")
@@ -101,7 +101,7 @@ public struct ChunkedDecoder: Sendable {
             case .trailer:
                 if b == .cr {
                     state = .trailerLF
-                } else if !ByteClass.fieldValue[Int(b)] {
+                } else if !ByteClass.isFieldValue(b) {
                     throw HTTPParseError.bad("control character in trailer")
                 }
                 i += 1

@@ -7,6 +7,7 @@ public struct HTTPFields: Sendable, Equatable {
     struct Entry: Sendable, Equatable {
         var name: Range<Int>
         var value: Range<Int>
+        var known: FieldName
     }
 
     private(set) var storage: [UInt8]
@@ -28,6 +29,53 @@ public struct HTTPFields: Sendable, Equatable {
     public func name(at i: Int) -> String { String(decoding: storage[entries[i].name], as: UTF8.self) }
     public func value(at i: Int) -> String { String(decoding: storage[entries[i].value], as: UTF8.self) }
     public func valueBytes(at i: Int) -> ArraySlice<UInt8> { storage[entries[i].value] }
+
+    /// What field `i` is, if idlegate knows it.
+    public func known(at i: Int) -> FieldName { entries[i].known }
+
+    /// Indices of the fields that are `known`, in order.
+    public func indices(of known: FieldName) -> [Int] {
+        var out: [Int] = []
+        for i in 0..<entries.count where entries[i].known == known { out.append(i) }
+        return out
+    }
+
+    public func contains(_ known: FieldName) -> Bool {
+        entries.contains { $0.known == known }
+    }
+
+    public func first(_ known: FieldName) -> String? {
+        for i in 0..<entries.count where entries[i].known == known { return value(at: i) }
+        return nil
+    }
+
+    public func values(_ known: FieldName) -> [String] {
+        indices(of: known).map(value(at:))
+    }
+
+    /// The comma-separated elements of every `known` field, trimmed and lower-cased.
+    public func tokens(_ known: FieldName) -> [String] {
+        var out: [String] = []
+        for i in 0..<entries.count where entries[i].known == known {
+            for part in value(at: i).split(separator: ",", omittingEmptySubsequences: true) {
+                let t = part.trimmingOWS().lowercased()
+                if !t.isEmpty { out.append(t) }
+            }
+        }
+        return out
+    }
+
+    public mutating func remove(_ known: FieldName) {
+        entries.removeAll { $0.known == known }
+    }
+
+    /// Removes every field for which `predicate(index, tag)` holds (indices are those before removal).
+    public mutating func removeAll(where predicate: (Int, FieldName) -> Bool) {
+        var kept: [Entry] = []
+        kept.reserveCapacity(entries.count)
+        for (i, e) in entries.enumerated() where !predicate(i, e.known) { kept.append(e) }
+        entries = kept
+    }
 
     /// Whether field `i` is called `lowercased` (which must be given in lower case).
     public func name(at i: Int, is lowercased: String) -> Bool {
@@ -79,14 +127,7 @@ public struct HTTPFields: Sendable, Equatable {
         storage.append(contentsOf: name.utf8)
         let v0 = storage.count
         storage.append(contentsOf: value.utf8)
-        entries.append(Entry(name: n0..<v0, value: v0..<storage.count))
-    }
-
-    /// Removes every field whose name satisfies `predicate` (given the lower-cased name).
-    public mutating func removeAll(where predicate: (String) -> Bool) {
-        entries.removeAll { e in
-            predicate(String(decoding: storage[e.name].lazy.map(\.asciiLowercased), as: UTF8.self))
-        }
+        entries.append(Entry(name: n0..<v0, value: v0..<storage.count, known: FieldName.classify(name)))
     }
 
     /// Removes every field called `name` (lower case).

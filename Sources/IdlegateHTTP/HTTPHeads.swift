@@ -30,7 +30,7 @@ public struct RequestHead: Sendable, Equatable {
 
     /// Whether the client wants the connection kept open after this exchange (RFC 9112 §9.3).
     public var wantsKeepAlive: Bool {
-        let c = fields.tokens(named: "connection")
+        let c = fields.tokens(.connection)
         if c.contains("close") { return false }
         return version == .http11 || c.contains("keep-alive")
     }
@@ -64,7 +64,7 @@ public struct ResponseHead: Sendable, Equatable {
     /// Whether the upstream lets this connection be reused (HTTP/1.0 servers such as Odoo's prefork
     /// port answer `Connection: close`).
     public var allowsReuse: Bool {
-        let c = fields.tokens(named: "connection")
+        let c = fields.tokens(.connection)
         if c.contains("close") { return false }
         return version == .http11 || c.contains("keep-alive")
     }

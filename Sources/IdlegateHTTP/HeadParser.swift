@@ -91,7 +91,7 @@ public struct HeadParser: Sendable {
         let first = b[line.lowerBound]
         if first == .sp || first == .htab { throw .bad("obs-fold or whitespace before a field name") }
         var j = line.lowerBound
-        while j < line.upperBound && ByteClass.token[Int(b[j])] { j += 1 }
+        while j < line.upperBound && ByteClass.isToken(b[j]) { j += 1 }
         guard j < line.upperBound, b[j] == .colon else {
             if j < line.upperBound && (b[j] == .sp || b[j] == .htab) { throw .bad("whitespace before the colon") }
             if j < line.upperBound && b[j] == .cr { throw .bad("bare CR in a field name") }
@@ -106,12 +106,12 @@ public struct HeadParser: Sendable {
         var k = v0
         while k < v1 {
             let c = b[k]
-            if !ByteClass.fieldValue[Int(c)] {
+            if !ByteClass.isFieldValue(c) {
                 throw .bad(c == .cr ? "bare CR in a field value" : "control character in a field value")
             }
             k += 1
         }
-        entries.append(.init(name: name, value: v0..<v1))
+        entries.append(.init(name: name, value: v0..<v1, known: FieldName.classify(UnsafeRawBufferPointer(rebasing: b[name]))))
     }
 
     private mutating func finish(_ b: UnsafeRawBufferPointer, end: Int) throws(HTTPParseError) -> Result {
@@ -119,7 +119,7 @@ public struct HeadParser: Sendable {
         let storage = Array(b[base..<end])
         let fields = HTTPFields(storage: storage, entries: entries.map {
             .init(name: ($0.name.lowerBound - base)..<($0.name.upperBound - base),
-                  value: ($0.value.lowerBound - base)..<($0.value.upperBound - base))
+                  value: ($0.value.lowerBound - base)..<($0.value.upperBound - base), known: $0.known)
         })
         let line = startLine!
         let start = (line.lowerBound - base)..<(line.upperBound - base)
@@ -136,12 +136,12 @@ public struct HeadParser: Sendable {
     /// request-line = method SP request-target SP HTTP-version (RFC 9112 §3), single spaces only.
     private static func requestLine(_ s: [UInt8], _ line: Range<Int>, fields: HTTPFields) throws(HTTPParseError) -> RequestHead {
         var i = line.lowerBound
-        while i < line.upperBound && ByteClass.token[Int(s[i])] { i += 1 }
+        while i < line.upperBound && ByteClass.isToken(s[i]) { i += 1 }
         guard i > line.lowerBound, i < line.upperBound, s[i] == .sp else { throw .bad("malformed request line") }
         let method = String(decoding: s[line.lowerBound..<i], as: UTF8.self)
         i += 1
         let t0 = i
-        while i < line.upperBound && ByteClass.target[Int(s[i])] { i += 1 }
+        while i < line.upperBound && ByteClass.isTarget(s[i]) { i += 1 }
         guard i > t0, i < line.upperBound, s[i] == .sp else { throw .bad("malformed request target") }
         let target = String(decoding: s[t0..<i], as: UTF8.self)
         let version = try Self.version(s[(i + 1)..<line.upperBound], status: 505)
@@ -171,7 +171,7 @@ public struct HeadParser: Sendable {
         if line.count > 12 {
             guard s[line.lowerBound + 12] == .sp else { throw .bad("malformed status line") }
             let r = s[(line.lowerBound + 13)..<line.upperBound]
-            guard r.allSatisfy({ ByteClass.fieldValue[Int($0)] }) else { throw .bad("control character in reason phrase") }
+            guard r.allSatisfy({ ByteClass.isFieldValue($0) }) else { throw .bad("control character in reason phrase") }
             reason = String(decoding: r, as: UTF8.self)
         }
         return ResponseHead(version: version, status: status, reason: reason, fields: fields)
@@ -180,7 +180,7 @@ public struct HeadParser: Sendable {
     /// RFC 9112 §3.2: a 1.1 request needs exactly one Host; two are refused (two parsers could pick
     /// different ones). An absolute-form target's authority replaces the Host field (§3.2.2).
     private static func checkHost(_ head: inout RequestHead) throws(HTTPParseError) {
-        let hosts = head.fields.indices(named: "host")
+        let hosts = head.fields.indices(of: .host)
         if hosts.count > 1 { throw .bad("more than one Host field") }
         if head.method == "CONNECT" { throw HTTPParseError(405, "CONNECT is not supported") }
         let t = head.target

@@ -180,7 +180,7 @@ final class ClientConnection: EventHandler {
         let keepAlive = head.wantsKeepAlive && !worker.draining && !closeAfterResponse && upgrade == nil
         let expectsContinue = head.expectsContinue && framing != .none
         HeaderRewriting.removeHopByHop(&head.fields)
-        head.fields.remove("expect")  // answered here: see below
+        head.fields.remove(.expect)  // answered here: see below
         _ = HeaderRewriting.setForwarded(&head.fields, peer: peer, trusted: settings.isTrusted(peer), scheme: settings.publicScheme)
         if framing == .chunked { head.fields.append(name: "Transfer-Encoding", value: "chunked") }
         if let upgrade {
@@ -206,9 +206,9 @@ final class ClientConnection: EventHandler {
     /// HTTP/1.1 and only the configured protocols (WebSocket by default).
     private func upgradeProtocol(_ head: RequestHead) -> String? {
         guard head.method == "GET", head.version == .http11,
-              head.fields.tokens(named: "connection").contains("upgrade"),
-              let value = head.fields.first(named: "upgrade") else { return nil }
-        let first = head.fields.tokens(named: "upgrade").first ?? ""
+              let value = head.fields.first(.upgrade),
+              head.fields.tokens(.connection).contains("upgrade") else { return nil }
+        let first = head.fields.tokens(.upgrade).first ?? ""
         let name = String(first.split(separator: "/").first ?? "")
         return settings.allowedUpgrades.contains(name) ? value : nil
     }
@@ -413,7 +413,7 @@ final class ClientConnection: EventHandler {
             var fields = head.fields
             HeaderRewriting.removeHopByHop(&fields)
             fields.append(name: "Connection", value: "Upgrade")
-            if let u = head.fields.first(named: "upgrade") { fields.append(name: "Upgrade", value: u) }
+            if let u = head.fields.first(.upgrade) { fields.append(name: "Upgrade", value: u) }
             ResponseHead(version: .http11, status: 101, reason: head.reason, fields: fields).write(into: &worker.staging)
             x.responseStarted = true
             x.switchToTunnel = true
