@@ -65,6 +65,30 @@ public struct HTTPFields: Sendable, Equatable {
         return out
     }
 
+    /// Whether any `known` field lists `token` (lower case) among its comma-separated elements,
+    /// compared case-insensitively, without allocating (for `Connection: close` and the like).
+    public func containsToken(_ known: FieldName, _ token: String) -> Bool {
+        let t = Array(token.utf8)
+        for e in entries where e.known == known {
+            var i = e.value.lowerBound
+            let end = e.value.upperBound
+            while i < end {
+                while i < end && (storage[i] == .sp || storage[i] == .htab || storage[i] == UInt8(ascii: ",")) { i += 1 }
+                var j = i
+                while j < end && storage[j] != UInt8(ascii: ",") { j += 1 }
+                var k = j
+                while k > i && (storage[k - 1] == .sp || storage[k - 1] == .htab) { k -= 1 }
+                if k - i == t.count {
+                    var m = 0
+                    while m < t.count && storage[i + m].asciiLowercased == t[m] { m += 1 }
+                    if m == t.count { return true }
+                }
+                i = j
+            }
+        }
+        return false
+    }
+
     public mutating func remove(_ known: FieldName) {
         entries.removeAll { $0.known == known }
     }

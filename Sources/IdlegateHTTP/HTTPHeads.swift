@@ -24,15 +24,14 @@ public struct RequestHead: Sendable, Equatable {
 
     /// The path part of the target, without the query.
     public var path: Substring {
-        if let q = target.firstIndex(of: "?") { return target[..<q] }
+        if let q = target.utf8.firstIndex(of: UInt8(ascii: "?")) { return target[..<q] }
         return target[...]
     }
 
     /// Whether the client wants the connection kept open after this exchange (RFC 9112 §9.3).
     public var wantsKeepAlive: Bool {
-        let c = fields.tokens(.connection)
-        if c.contains("close") { return false }
-        return version == .http11 || c.contains("keep-alive")
+        if fields.containsToken(.connection, "close") { return false }
+        return version == .http11 || fields.containsToken(.connection, "keep-alive")
     }
 
     /// Serialises the head for the upstream: always HTTP/1.1.
@@ -64,9 +63,8 @@ public struct ResponseHead: Sendable, Equatable {
     /// Whether the upstream lets this connection be reused (HTTP/1.0 servers such as Odoo's prefork
     /// port answer `Connection: close`).
     public var allowsReuse: Bool {
-        let c = fields.tokens(.connection)
-        if c.contains("close") { return false }
-        return version == .http11 || c.contains("keep-alive")
+        if fields.containsToken(.connection, "close") { return false }
+        return version == .http11 || fields.containsToken(.connection, "keep-alive")
     }
 
     /// Serialises the head for the client: always `HTTP/1.1`, whatever the upstream spoke.

@@ -24,9 +24,14 @@ final class ClientConnection: EventHandler {
 
     enum DeadlineKind { case idle, header, client, upstream, connect, tunnel, closing }
 
-    unowned let worker: Worker
+    // The worker owns every connection and outlives them all: no reference counting needed.
+    unowned(unsafe) let worker: Worker
+    let settings: ProxySettings
     let client: Channel
     let peer: SocketAddress
+    /// The peer's address as text and whether it is a trusted proxy, worked out once per connection.
+    let peerHost: String
+    let peerTrusted: Bool
     var registryIndex = -1
     private(set) var state: State = .awaitingRequest
     private(set) var deadline: Int64 = 0
@@ -41,12 +46,14 @@ final class ClientConnection: EventHandler {
     private var closeAfterResponse = false
     private var lingerBytes = 0
 
-    private var settings: ProxySettings { worker.settings }
     private var now: Int64 { worker.loop.now }
 
     init(fd: Int32, peer: SocketAddress, worker: Worker) {
         self.worker = worker
         self.peer = peer
+        settings = worker.settings
+        peerHost = peer.host
+        peerTrusted = worker.settings.isTrusted(peer)
         client = Channel(transport: PlainTransport(fd: fd))
         parser = HeadParser(kind: .request, limits: worker.settings.limits)
         setDeadline(.idle, settings.timeouts.clientIdle)
@@ -158,7 +165,7 @@ final class ClientConnection: EventHandler {
     /// after a framing error the rest of the stream cannot be trusted).
     private func refuse(_ anyError: Error) {
         let error = anyError as? HTTPParseError ?? HTTPParseError(400, "bad request")
-        worker.logger.info("refused request from \(peer.host): \(error.status) \(error.reason)")
+        worker.logger.info("refused request from \(peerHost): \(error.status) \(error.reason)")
         inbound.clear()
         client.write(ErrorResponse.bytes(error.status))
         state = .closing
@@ -181,7 +188,7 @@ final class ClientConnection: EventHandler {
         let expectsContinue = head.expectsContinue && framing != .none
         HeaderRewriting.removeHopByHop(&head.fields)
         head.fields.remove(.expect)  // answered here: see below
-        _ = HeaderRewriting.setForwarded(&head.fields, peer: peer, trusted: settings.isTrusted(peer), scheme: settings.publicScheme)
+        _ = HeaderRewriting.setForwarded(&head.fields, peerHost: peerHost, trusted: peerTrusted, scheme: settings.publicScheme)
         if framing == .chunked { head.fields.append(name: "Transfer-Encoding", value: "chunked") }
         if let upgrade {
             head.fields.append(name: "Connection", value: "upgrade")
@@ -207,7 +214,7 @@ final class ClientConnection: EventHandler {
     private func upgradeProtocol(_ head: RequestHead) -> String? {
         guard head.method == "GET", head.version == .http11,
               let value = head.fields.first(.upgrade),
-              head.fields.tokens(.connection).contains("upgrade") else { return nil }
+              head.fields.containsToken(.connection, "upgrade") else { return nil }
         let first = head.fields.tokens(.upgrade).first ?? ""
         let name = String(first.split(separator: "/").first ?? "")
         return settings.allowedUpgrades.contains(name) ? value : nil
@@ -271,7 +278,7 @@ final class ClientConnection: EventHandler {
         case .wouldBlock:
             return false
         case .eof, .failed:
-            worker.logger.info("client \(peer.host) closed during the request body of \(x.method) \(x.logPath)")
+            worker.logger.info("client \(peerHost) closed during the request body of \(x.method) \(x.logPath)")
             closeNow()
             return false
         case .bytes(let n):
@@ -317,7 +324,7 @@ final class ClientConnection: EventHandler {
         x.upstream?.close()
         x.upstream = nil
         if x.responseStarted {
-            worker.logger.info("request body from \(peer.host) refused mid-response: \(e.reason)")
+            worker.logger.info("request body from \(peerHost) refused mid-response: \(e.reason)")
             closeNow()
         } else {
             exchange = nil
@@ -494,7 +501,7 @@ final class ClientConnection: EventHandler {
     /// only honest signal left for a truncated response.
     private func upstreamFailed(_ x: Exchange, status: Int, reason: String) {
         let name = x.upstreamIndex == Router.websocket ? "websocket upstream" : "upstream"
-        worker.logger.error("\(status) for \(x.method) \(x.logPath) from \(peer.host): \(name) \(reason)")
+        worker.logger.error("\(status) for \(x.method) \(x.logPath) from \(peerHost): \(name) \(reason)")
         x.upstream?.close()
         x.upstream = nil
         exchange = nil
@@ -627,7 +634,7 @@ final class ClientConnection: EventHandler {
         case .idle, .closing, .tunnel:
             closeNow()
         case .header:
-            worker.logger.info("request head from \(peer.host) not complete in time: 408")
+            worker.logger.info("request head from \(peerHost) not complete in time: 408")
             inbound.clear()
             client.write(ErrorResponse.bytes(408))
             state = .closing
@@ -641,7 +648,7 @@ final class ClientConnection: EventHandler {
             drive()
         case .client:
             if let x = exchange, !x.responseStarted {
-                worker.logger.info("client \(peer.host) stalled during the body of \(x.method) \(x.logPath): 408")
+                worker.logger.info("client \(peerHost) stalled during the body of \(x.method) \(x.logPath): 408")
                 x.upstream?.close()
                 x.upstream = nil
                 exchange = nil

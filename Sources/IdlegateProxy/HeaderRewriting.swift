@@ -28,8 +28,8 @@ enum HeaderRewriting {
     /// X-Forwarded-Host is present). From a trusted proxy they pass unchanged, missing ones filled in;
     /// from anyone else they are replaced, so a client cannot pick its own address or scheme.
     /// Returns the client address the request is attributed to.
-    static func setForwarded(_ fields: inout HTTPFields, peer: SocketAddress, trusted: Bool, scheme: String) -> String {
-        var client = peer.host
+    static func setForwarded(_ fields: inout HTTPFields, peerHost: String, trusted: Bool, scheme: String) -> String {
+        var client = peerHost
         if trusted {
             if let last = fields.values(.xForwardedFor).last?.split(separator: ",").last?.trimmingCharacters(in: " \t") ,
                CIDR.parseIP(last) != nil {
@@ -40,7 +40,7 @@ enum HeaderRewriting {
                 known == .xForwardedFor || known == .xForwardedProto || known == .xForwardedHost || known == .forwarded || known == .xRealIP
             }
         }
-        if !fields.contains(.xForwardedFor) { fields.append(name: "X-Forwarded-For", value: peer.host) }
+        if !fields.contains(.xForwardedFor) { fields.append(name: "X-Forwarded-For", value: peerHost) }
         if !fields.contains(.xForwardedProto) { fields.append(name: "X-Forwarded-Proto", value: scheme) }
         if !fields.contains(.xForwardedHost), let host = fields.first(.host) {
             fields.append(name: "X-Forwarded-Host", value: host)

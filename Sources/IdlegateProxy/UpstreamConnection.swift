@@ -6,7 +6,7 @@ final class UpstreamConnection: EventHandler {
     let channel: Channel
     let upstream: Int
     unowned(unsafe) var owner: ClientConnection?
-    unowned let pool: UpstreamPool
+    unowned(unsafe) let pool: UpstreamPool  // the pool outlives its connections
     /// The non-blocking connect has not finished yet.
     var connecting: Bool
     /// It has served a request before (so a failure before any response byte may be a stale close).

@@ -4,8 +4,9 @@ import IdlegateHTTP
 import IdlegateIO
 import Logging
 
-/// Settings every connection reads, fixed at start.
-struct ProxySettings: Sendable {
+/// Settings every connection reads, fixed at start. A class, so that reading it from the hot path
+/// costs one reference, not a copy of every field.
+final class ProxySettings: Sendable {
     let limits: HTTPLimits
     let timeouts: Timeouts
     let trustedProxies: [CIDR]
