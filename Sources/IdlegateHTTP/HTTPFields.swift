@@ -24,6 +24,8 @@ public struct HTTPFields: Sendable, Equatable {
     }
 
     public var count: Int { entries.count }
+    /// Bytes of names and values together (a size hint for writing the fields out).
+    public var byteCount: Int { storage.count + entries.count * 4 }
     public var isEmpty: Bool { entries.isEmpty }
 
     public func name(at i: Int) -> String { String(decoding: storage[entries[i].name], as: UTF8.self) }
@@ -166,6 +168,29 @@ public struct HTTPFields: Sendable, Equatable {
     public mutating func set(_ name: String, _ value: String) {
         remove(name.lowercased())
         append(name: name, value: value)
+    }
+
+    /// Writes `Name: value\r\n` for each field `keep(index, tag)` accepts: how a head is rewritten
+    /// on the way through without copying or mutating the parsed fields.
+    public func write(into out: inout [UInt8], where keep: (Int, FieldName) -> Bool) {
+        for (i, e) in entries.enumerated() where keep(i, e.known) {
+            out.append(contentsOf: storage[e.name])
+            out.append(.colon)
+            out.append(.sp)
+            out.append(contentsOf: storage[e.value])
+            out.append(.cr)
+            out.append(.lf)
+        }
+    }
+
+    /// Writes one `Name: value\r\n` line.
+    public static func writeField(_ name: String, _ value: String, into out: inout [UInt8]) {
+        out.append(contentsOf: name.utf8)
+        out.append(.colon)
+        out.append(.sp)
+        out.append(contentsOf: value.utf8)
+        out.append(.cr)
+        out.append(.lf)
     }
 
     /// Writes `Name: value\r\n` for each field.

@@ -36,13 +36,18 @@ public struct RequestHead: Sendable, Equatable {
 
     /// Serialises the head for the upstream: always HTTP/1.1.
     public func write(into out: inout [UInt8]) {
+        writeRequestLine(into: &out)
+        fields.write(into: &out)
+        out.append(.cr)
+        out.append(.lf)
+    }
+
+    /// `METHOD target HTTP/1.1\r\n`: the request line idlegate sends upstream, whatever the client spoke.
+    public func writeRequestLine(into out: inout [UInt8]) {
         out.append(contentsOf: method.utf8)
         out.append(.sp)
         out.append(contentsOf: target.utf8)
         out.append(contentsOf: " HTTP/1.1\r\n".utf8)
-        fields.write(into: &out)
-        out.append(.cr)
-        out.append(.lf)
     }
 }
 
@@ -69,13 +74,20 @@ public struct ResponseHead: Sendable, Equatable {
 
     /// Serialises the head for the client: always `HTTP/1.1`, whatever the upstream spoke.
     public func write(into out: inout [UInt8]) {
-        out.append(contentsOf: "HTTP/1.1 ".utf8)
-        out.append(contentsOf: String(status).utf8)
-        out.append(.sp)
-        out.append(contentsOf: reason.utf8)
+        writeStatusLine(into: &out)
+        fields.write(into: &out)
         out.append(.cr)
         out.append(.lf)
-        fields.write(into: &out)
+    }
+
+    /// `HTTP/1.1 status reason\r\n`.
+    public func writeStatusLine(into out: inout [UInt8]) {
+        out.append(contentsOf: "HTTP/1.1 ".utf8)
+        out.append(UInt8(ascii: "0") + UInt8(status / 100))
+        out.append(UInt8(ascii: "0") + UInt8(status / 10 % 10))
+        out.append(UInt8(ascii: "0") + UInt8(status % 10))
+        out.append(.sp)
+        out.append(contentsOf: reason.utf8)
         out.append(.cr)
         out.append(.lf)
     }

@@ -83,7 +83,7 @@ public struct HeadParser: Sendable {
         headStart = 0
         lineStart = 0
         startLine = nil
-        entries.removeAll(keepingCapacity: true)
+        entries = []  // an idle connection holds no parse buffers
     }
 
     /// field-line = field-name ":" OWS field-value OWS (RFC 9112 §5).
@@ -111,16 +111,18 @@ public struct HeadParser: Sendable {
             }
             k += 1
         }
-        entries.append(.init(name: name, value: v0..<v1, known: FieldName.classify(UnsafeRawBufferPointer(rebasing: b[name]))))
+        if entries.capacity == 0 { entries.reserveCapacity(24) }
+        // Offsets are kept relative to the head's start (final once the start line is found).
+        let base = headStart
+        entries.append(.init(name: (name.lowerBound - base)..<(name.upperBound - base), value: (v0 - base)..<(v1 - base),
+                             known: FieldName.classify(UnsafeRawBufferPointer(rebasing: b[name]))))
     }
 
     private mutating func finish(_ b: UnsafeRawBufferPointer, end: Int) throws(HTTPParseError) -> Result {
         let base = headStart
         let storage = Array(b[base..<end])
-        let fields = HTTPFields(storage: storage, entries: entries.map {
-            .init(name: ($0.name.lowerBound - base)..<($0.name.upperBound - base),
-                  value: ($0.value.lowerBound - base)..<($0.value.upperBound - base), known: $0.known)
-        })
+        let fields = HTTPFields(storage: storage, entries: entries)
+        entries = []  // handed over, not copied
         let line = startLine!
         let start = (line.lowerBound - base)..<(line.upperBound - base)
         switch kind {

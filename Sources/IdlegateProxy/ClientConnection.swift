@@ -173,9 +173,8 @@ final class ClientConnection: EventHandler {
 
     // MARK: forwarding
 
-    private func startExchange(_ parsed: RequestHead) {
+    private func startExchange(_ head: RequestHead) {
         parser.reset()
-        var head = parsed
         let framing: BodyFraming
         do {
             framing = try head.framing(limits: settings.limits)
@@ -186,17 +185,27 @@ final class ClientConnection: EventHandler {
         let upgrade = upgradeProtocol(head)
         let keepAlive = head.wantsKeepAlive && !worker.draining && !closeAfterResponse && upgrade == nil
         let expectsContinue = head.expectsContinue && framing != .none
-        HeaderRewriting.removeHopByHop(&head.fields)
-        head.fields.remove(.expect)  // answered here: see below
-        _ = HeaderRewriting.setForwarded(&head.fields, peerHost: peerHost, trusted: peerTrusted, scheme: settings.publicScheme)
-        if framing == .chunked { head.fields.append(name: "Transfer-Encoding", value: "chunked") }
-        if let upgrade {
-            head.fields.append(name: "Connection", value: "upgrade")
-            head.fields.append(name: "Upgrade", value: upgrade)
-        }
+
+        // The forwarded head: the client's fields less hop-by-hop ones, Expect (answered here, below)
+        // and, from an untrusted peer, the forwarding fields; then the fields idlegate sets.
+        let fields = head.fields
+        let named = HeaderRewriting.connectionNamed(fields)
+        let trusted = peerTrusted
         var out: [UInt8] = []
-        out.reserveCapacity(parsed.fields.count * 48 + 512)
-        head.write(into: &out)
+        out.reserveCapacity(fields.byteCount + 256)
+        head.writeRequestLine(into: &out)
+        fields.write(into: &out) { i, known in
+            !(HeaderRewriting.isHopByHop(fields, i, known, named: named) || known == .expect
+              || (!trusted && HeaderRewriting.isForwardingField(known)))
+        }
+        _ = HeaderRewriting.writeForwarded(fields, peerHost: peerHost, trusted: trusted, scheme: settings.publicScheme, into: &out)
+        if framing == .chunked { HTTPFields.writeField("Transfer-Encoding", "chunked", into: &out) }
+        if let upgrade {
+            HTTPFields.writeField("Connection", "upgrade", into: &out)
+            HTTPFields.writeField("Upgrade", upgrade, into: &out)
+        }
+        out.append(contentsOf: ChunkedEncoder.chunkEnd)
+
         let x = Exchange(head: head, forwardedHead: out, framing: framing,
                          upstreamIndex: settings.router.upstream(for: head.path), isUpgrade: upgrade != nil,
                          keepAlive: keepAlive, limits: settings.limits)
@@ -415,13 +424,16 @@ final class ClientConnection: EventHandler {
     /// Decides what a response head means and writes the client's version of it into staging.
     private func responseHead(_ x: Exchange, _ head: ResponseHead) throws {
         x.responseParser.reset()
+        let fields = head.fields
+        let named = HeaderRewriting.connectionNamed(fields)
+        let endToEnd = { (i: Int, known: FieldName) in !HeaderRewriting.isHopByHop(fields, i, known, named: named) }
         if head.status == 101 {
-            guard x.isUpgrade else { throw HTTPParseError.init(502, "101 to a request that asked for no upgrade") }
-            var fields = head.fields
-            HeaderRewriting.removeHopByHop(&fields)
-            fields.append(name: "Connection", value: "Upgrade")
-            if let u = head.fields.first(.upgrade) { fields.append(name: "Upgrade", value: u) }
-            ResponseHead(version: .http11, status: 101, reason: head.reason, fields: fields).write(into: &worker.staging)
+            guard x.isUpgrade else { throw HTTPParseError(502, "101 to a request that asked for no upgrade") }
+            head.writeStatusLine(into: &worker.staging)
+            fields.write(into: &worker.staging, where: endToEnd)
+            HTTPFields.writeField("Connection", "Upgrade", into: &worker.staging)
+            if let u = fields.first(.upgrade) { HTTPFields.writeField("Upgrade", u, into: &worker.staging) }
+            worker.staging.append(contentsOf: ChunkedEncoder.chunkEnd)
             x.responseStarted = true
             x.switchToTunnel = true
             return
@@ -429,23 +441,23 @@ final class ClientConnection: EventHandler {
         if head.status < 200 {
             // Interim responses: 103 Early Hints reaches HTTP/1.1 clients; 100 was answered here already.
             if head.status == 103 && x.clientVersion == .http11 {
-                var fields = head.fields
-                HeaderRewriting.removeHopByHop(&fields)
-                ResponseHead(version: .http11, status: 103, reason: head.reason, fields: fields).write(into: &worker.staging)
+                head.writeStatusLine(into: &worker.staging)
+                fields.write(into: &worker.staging, where: endToEnd)
+                worker.staging.append(contentsOf: ChunkedEncoder.chunkEnd)
             }
             return
         }
         let framing = try head.framing(requestMethod: x.method)
         x.upstreamReusable = head.allowsReuse && framing != .untilClose && !x.isUpgrade
-        var fields = head.fields
-        HeaderRewriting.removeHopByHop(&fields)
+        head.writeStatusLine(into: &worker.staging)
+        fields.write(into: &worker.staging, where: endToEnd)
         switch framing {
         case .none, .length:
             x.responseFraming = .passthrough
         case .chunked, .untilClose:
             if x.clientVersion == .http11 {
                 x.responseFraming = .chunked
-                fields.append(name: "Transfer-Encoding", value: "chunked")
+                HTTPFields.writeField("Transfer-Encoding", "chunked", into: &worker.staging)
             } else {
                 x.responseFraming = .untilClose
                 x.keepAlive = false
@@ -453,11 +465,11 @@ final class ClientConnection: EventHandler {
         }
         if !x.keepAlive || closeAfterResponse {
             x.keepAlive = false
-            fields.append(name: "Connection", value: "close")
+            HTTPFields.writeField("Connection", "close", into: &worker.staging)
         } else if x.clientVersion == .http10 {
-            fields.append(name: "Connection", value: "keep-alive")
+            HTTPFields.writeField("Connection", "keep-alive", into: &worker.staging)
         }
-        ResponseHead(version: .http11, status: head.status, reason: head.reason, fields: fields).write(into: &worker.staging)
+        worker.staging.append(contentsOf: ChunkedEncoder.chunkEnd)
         x.responseHead = head
         x.responseStarted = true
         x.responseBody = BodyDecoder(framing, limits: settings.limits)

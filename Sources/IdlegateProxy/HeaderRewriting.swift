@@ -1,8 +1,8 @@
 import IdlegateConfig
 import IdlegateHTTP
-import IdlegateIO
 
-/// Header rewriting on the way through, both directions.
+/// How heads are rewritten on the way through, both directions. A rewrite is a decision per parsed
+/// field (keep or drop) plus fields to add; the head is then written out once, never edited in place.
 enum HeaderRewriting {
     /// Fields a `Connection` header may not remove: the request would lose its target, its framing,
     /// its session or the forwarded client address.
@@ -13,37 +13,44 @@ enum HeaderRewriting {
         }
     }
 
-    /// Removes hop-by-hop fields (`FieldName.isHopByHop`) and those named in `Connection`.
-    static func removeHopByHop(_ fields: inout HTTPFields) {
-        let named = fields.contains(.connection) ? fields.tokens(.connection) : []
-        let f = fields
-        fields.removeAll { i, known in
-            if known.isHopByHop { return true }
-            if named.isEmpty || isProtected(known) { return false }
-            return named.contains { f.name(at: i, is: $0) }
+    /// Field names listed in `Connection` (RFC 9110 §7.6.1), other than the options `close`,
+    /// `keep-alive` and `upgrade`, which name no field idlegate would keep anyway.
+    static func connectionNamed(_ fields: HTTPFields) -> [String] {
+        guard fields.contains(.connection) else { return [] }
+        return fields.tokens(.connection).filter { $0 != "close" && $0 != "keep-alive" && $0 != "upgrade" }
+    }
+
+    /// Whether field `i` is hop-by-hop: by its own name (`FieldName.isHopByHop`), or named in Connection.
+    @inline(__always)
+    static func isHopByHop(_ fields: HTTPFields, _ i: Int, _ known: FieldName, named: [String]) -> Bool {
+        if known.isHopByHop { return true }
+        if named.isEmpty || isProtected(known) { return false }
+        return named.contains { fields.name(at: i, is: $0) }
+    }
+
+    /// The forwarding fields of the request as Odoo's `proxy_mode` reads them (werkzeug ProxyFix, one
+    /// hop each, and only when X-Forwarded-Host is present). From a trusted proxy they pass unchanged,
+    /// missing ones filled in; from anyone else they are dropped and replaced, so a client cannot choose
+    /// its own address or scheme.
+    static func isForwardingField(_ known: FieldName) -> Bool {
+        switch known {
+        case .xForwardedFor, .xForwardedProto, .xForwardedHost, .forwarded, .xRealIP: return true
+        default: return false
         }
     }
 
-    /// The X-Forwarded-* Odoo's `proxy_mode` reads (werkzeug ProxyFix, one hop each, and only when
-    /// X-Forwarded-Host is present). From a trusted proxy they pass unchanged, missing ones filled in;
-    /// from anyone else they are replaced, so a client cannot pick its own address or scheme.
-    /// Returns the client address the request is attributed to.
-    static func setForwarded(_ fields: inout HTTPFields, peerHost: String, trusted: Bool, scheme: String) -> String {
+    /// Writes the X-Forwarded-* fields the request still lacks (all three for an untrusted peer) and
+    /// returns the client address the request is attributed to.
+    static func writeForwarded(_ fields: HTTPFields, peerHost: String, trusted: Bool, scheme: String, into out: inout [UInt8]) -> String {
         var client = peerHost
-        if trusted {
-            if let last = fields.values(.xForwardedFor).last?.split(separator: ",").last?.trimmingCharacters(in: " \t") ,
-               CIDR.parseIP(last) != nil {
-                client = last
-            }
-        } else {
-            fields.removeAll { _, known in
-                known == .xForwardedFor || known == .xForwardedProto || known == .xForwardedHost || known == .forwarded || known == .xRealIP
-            }
+        if trusted, let last = fields.values(.xForwardedFor).last?.split(separator: ",").last?.trimmingCharacters(in: " \t"),
+           CIDR.parseIP(last) != nil {
+            client = last
         }
-        if !fields.contains(.xForwardedFor) { fields.append(name: "X-Forwarded-For", value: peerHost) }
-        if !fields.contains(.xForwardedProto) { fields.append(name: "X-Forwarded-Proto", value: scheme) }
-        if !fields.contains(.xForwardedHost), let host = fields.first(.host) {
-            fields.append(name: "X-Forwarded-Host", value: host)
+        if !trusted || !fields.contains(.xForwardedFor) { HTTPFields.writeField("X-Forwarded-For", peerHost, into: &out) }
+        if !trusted || !fields.contains(.xForwardedProto) { HTTPFields.writeField("X-Forwarded-Proto", scheme, into: &out) }
+        if !trusted || !fields.contains(.xForwardedHost), let host = fields.first(.host) {
+            HTTPFields.writeField("X-Forwarded-Host", host, into: &out)
         }
         return client
     }

@@ -6,20 +6,20 @@ struct Router {
     static let main = 0
     static let websocket = 1
 
-    let websocketPrefixes: [String]
+    let websocketPrefixes: [[UInt8]]
 
-    init(config: Config) { websocketPrefixes = config.websocketPaths }
+    init(config: Config) { websocketPrefixes = config.websocketPaths.map { Array($0.utf8) } }
 
     func upstream(for path: Substring) -> Int {
-        for p in websocketPrefixes where Self.matches(path, prefix: p) { return Self.websocket }
+        for p in websocketPrefixes where Self.matches(path.utf8, prefix: p) { return Self.websocket }
         return Self.main
     }
 
-    /// `/websocket` matches `/websocket`, `/websocket/…` and `/websocket?…`, not `/websocketX`.
-    static func matches(_ path: Substring, prefix: String) -> Bool {
-        guard path.hasPrefix(prefix) else { return false }
-        if path.count == prefix.count || prefix.hasSuffix("/") { return true }
-        let next = path[path.index(path.startIndex, offsetBy: prefix.count)]
-        return next == "/"
+    /// `/websocket` matches `/websocket` and `/websocket/…`, not `/websocketX` (the path has no query).
+    static func matches(_ path: Substring.UTF8View, prefix: [UInt8]) -> Bool {
+        guard path.starts(with: prefix) else { return false }
+        let next = path.index(path.startIndex, offsetBy: prefix.count)
+        if next == path.endIndex || prefix.last == UInt8(ascii: "/") { return true }
+        return path[next] == UInt8(ascii: "/")
     }
 }
