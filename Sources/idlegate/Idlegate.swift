@@ -83,6 +83,7 @@ struct Serve: ParsableCommand {
         let logger = Logger(label: "idlegate")
         // Signals are taken by this thread alone (sigwait below); the loop threads inherit the mask.
         cs_block_signals()
+        raiseOpenFileLimit(logger)
         let server: ProxyServer
         do {
             server = try ProxyServer(config: config, logger: logger)
@@ -139,6 +140,18 @@ struct Check: ParsableCommand {
           shutdown_grace: \(c.timeouts.shutdownGrace)ms
         configuration ok
         """)
+    }
+}
+
+/// Every connection is a file descriptor (two while proxying): lift the soft limit to the hard one,
+/// as nginx's worker_rlimit_nofile does, instead of failing at 1024 connections.
+func raiseOpenFileLimit(_ logger: Logger) {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+    let before = limit.rlim_cur
+    limit.rlim_cur = limit.rlim_max
+    if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) != 0 {
+        logger.warning("open file limit stays at \(before): \(String(cString: strerror(errno)))")
     }
 }
 

@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Memory held by idle keep-alive client connections: idlegate beside nginx (one worker each).
+
+Opens N connections to each proxy, sends one request on each and reads its answer, leaves them all
+open and idle, and reports the RSS growth per connection. Both proxies stand in front of the stand-in
+upstream of ../shared/bench (nginx on 127.0.0.1:9000).
+Usage: idle_connections.py --idlegate BINARY [--connections N]
+"""
+import argparse
+import os
+import resource
+import selectors
+import socket
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BENCH = os.path.join(HERE, "..", "..", "shared", "bench")
+
+
+def wait_port(port, timeout=15):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"port {port} did not open")
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def open_idle(port, n):
+    """n keep-alive connections, each having completed one request; returns the sockets."""
+    sel = selectors.DefaultSelector()
+    socks = []
+    req = b"GET /web/dataset/call_kw HTTP/1.1\r\nHost: bench\r\nCookie: session_id=" + b"A" * 84 + b"\r\n\r\n"
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(req)
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ, bytearray())
+        socks.append(s)
+    pending = n
+    deadline = time.time() + 60
+    while pending and time.time() < deadline:
+        for key, _ in sel.select(1):
+            buf = key.data
+            buf += key.fileobj.recv(65536)
+            if b"\r\n\r\n" in buf and buf.endswith(b"}"):
+                sel.unregister(key.fileobj)
+                pending -= 1
+    if pending:
+        sys.exit(f"{pending} connections got no answer")
+    return socks
+
+
+def measure(name, cmd, port, pid_of, n):
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        pid = pid_of(proc)
+        warm = open_idle(port, 100)  # let allocators and pools reach their steady state
+        for s in warm:
+            s.close()
+        time.sleep(0.5)
+        before = rss_kib(pid)
+        socks = open_idle(port, n)
+        time.sleep(1)
+        after = rss_kib(pid)
+        per = (after - before) * 1024 / n
+        print(f"{name:9} {n} idle connections: RSS {before} KiB -> {after} KiB, {per:.0f} bytes ({per / 1024:.2f} KiB) each")
+        for s in socks:
+            s.close()
+        return per
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--idlegate", required=True, help="path to the idlegate binary")
+    ap.add_argument("--connections", type=int, default=10000)
+    a = ap.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if hard < a.connections + 100:
+        sys.exit(f"open file limit {hard} is below {a.connections + 100}")
+    upstream = subprocess.Popen(["nginx", "-c", os.path.join(BENCH, "upstream-nginx.conf")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(9000)
+        ncfg = open(os.path.join(BENCH, "proxy-nginx.conf")).read().replace("WORKERS", "1")
+        ncfg = ncfg.replace("worker_connections 4096", f"worker_connections {a.connections + 200}")
+        ncfg = ncfg.replace("daemon off;", f"daemon off;\nworker_rlimit_nofile {hard};")
+        with open("/tmp/bench-idle-nginx.conf", "w") as f:
+            f.write(ncfg)
+
+        def nginx_worker(proc):
+            time.sleep(0.3)
+            out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+            return int(out[0])
+
+        n = measure("nginx", ["nginx", "-c", "/tmp/bench-idle-nginx.conf"], 9100, nginx_worker, a.connections)
+        i = measure("idlegate", [a.idlegate, "serve", "--threads", "1", "--listen", "127.0.0.1:9310",
+                                 "--upstream", "http://127.0.0.1:9000"], 9310, lambda p: p.pid, a.connections)
+        print(f"idlegate/nginx bytes per idle connection: {i / max(n, 1):.2f}")
+    finally:
+        upstream.terminate()
+        upstream.wait(10)
+
+
+if __name__ == "__main__":
+    main()
