@@ -14,6 +14,8 @@ final class Channel {
     /// The peer sent EOF.
     var sawEOF = false
     var failed = false
+    /// Bytes written so far: how a slow reader that still reads shows it is alive.
+    private(set) var bytesWritten = 0
     /// epoll reported a hang-up: the next reads will reach EOF, so a short read must not end reading.
     private var hangupSeen = false
 
@@ -43,6 +45,7 @@ final class Channel {
             switch transport.write(UnsafeRawBufferPointer(rebasing: bytes[offset...])) {
             case .bytes(let n):
                 offset += n
+                bytesWritten += n
             case .wouldBlock:
                 mayWrite = false
                 outbound.append(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
@@ -74,7 +77,7 @@ final class Channel {
             guard mayWrite else { return .pending }
             let r = outbound.withBytes { transport.write($0) }
             switch r {
-            case .bytes(let n): outbound.consume(n)
+            case .bytes(let n): outbound.consume(n); bytesWritten += n
             case .wouldBlock: mayWrite = false; return .pending
             case .eof, .failed: failed = true; return .failed
             }

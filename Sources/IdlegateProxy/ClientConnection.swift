@@ -257,7 +257,10 @@ final class ClientConnection: EventHandler {
             progressed = pumpRequestBody(x, up)
             if state != .proxying { return true }
         }
-        switch client.flush() {
+        let written = client.bytesWritten
+        let flushed = client.flush()
+        if client.bytesWritten != written { touchProgress(x) }  // a slow reader that reads is alive
+        switch flushed {
         case .failed: closeNow(); return false
         case .pending: return progressed
         case .drained: break
@@ -612,9 +615,10 @@ final class ClientConnection: EventHandler {
 
     private func continueClosing() -> Bool {
         if state == .closing {
+            let written = client.bytesWritten
             switch client.flush() {
             case .pending:
-                if deadlineKind != .closing { setDeadline(.closing, settings.timeouts.clientBody) }
+                if deadlineKind != .closing || client.bytesWritten != written { setDeadline(.closing, settings.timeouts.clientBody) }
                 return false
             case .failed:
                 closeNow()

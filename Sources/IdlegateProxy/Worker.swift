@@ -99,6 +99,7 @@ final class Worker: @unchecked Sendable {
             if i < connections.count && connections[i] === c { i += 1 }
         }
         pool.prune(now: now)
+        for l in listeners where l.paused { l.resume() }
         if draining && (connections.isEmpty || now >= drainDeadline) { finish() }
     }
 
@@ -107,7 +108,7 @@ final class Worker: @unchecked Sendable {
         guard !draining else { return }
         draining = true
         drainDeadline = loop.now + grace
-        for l in listeners { loop.deregister(fd: l.fd) }
+        for l in listeners where !l.paused { loop.deregister(fd: l.fd) }
         listeners.removeAll()
         for c in connections { c.drain() }
         if connections.isEmpty { finish() }
@@ -125,6 +126,9 @@ final class Worker: @unchecked Sendable {
 final class Listener: EventHandler {
     let fd: Int32
     unowned let worker: Worker
+    /// Out of file descriptors: the listener is off until the next tick, so that a level-triggered
+    /// listener does not spin (and log) until some connection closes.
+    var paused = false
 
     init(fd: Int32, worker: Worker) {
         self.fd = fd
@@ -138,10 +142,23 @@ final class Listener: EventHandler {
                 guard let (cfd, peer) = try Socket.accept(fd) else { return }
                 worker.accepted(fd: cfd, peer: peer)
             } catch {
-                // EMFILE and friends: log and let the next wake-up try again.
-                worker.logger.error("\(error)")
+                // EMFILE and friends: pause until the next tick.
+                worker.logger.error("\(error); not accepting for a moment")
+                worker.loop.deregister(fd: fd)
+                paused = true
                 return
             }
+        }
+    }
+}
+
+extension Listener {
+    func resume() {
+        do {
+            try worker.loop.registerListener(fd: fd, handler: self)
+            paused = false
+        } catch {
+            worker.logger.error("cannot watch the listener again: \(error)")
         }
     }
 }

@@ -362,3 +362,21 @@ def test_garbage_never_crashes(odoo, start_idlegate):
     c.send(GET)
     assert c.response()[0] == 200
     assert ig.proc.poll() is None
+
+
+def test_slow_but_steady_reader_is_not_cut(odoo, start_idlegate):
+    """Regression: the client timeout must count the reader's progress, not only idlegate's reads."""
+    ig = start_idlegate(odoo.url, config="timeouts:\n  client_body: 1s\n")
+    s = ig.connect()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 10)
+    size = 8 << 20
+    s.sendall(f"GET /big?n={size} HTTP/1.1\r\nHost: a\r\n\r\n".encode())
+    got, t0 = 0, time.time()
+    s.settimeout(5)
+    while got < size:
+        d = s.recv(64 << 10)
+        assert d, f"cut after {got} bytes"
+        got += len(d)
+        if time.time() - t0 < 3:
+            time.sleep(0.005)
+    assert time.time() - t0 > 1.5  # it really took longer than the timeout
