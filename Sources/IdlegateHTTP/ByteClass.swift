@@ -22,6 +22,14 @@ enum ByteClass {
         b >= 0x21 && b <= 0x7E
     }
 
+    /// uri-host and port characters (RFC 3986 §3.2.2): unreserved, sub-delims, pct-encoded, ":" and
+    /// the brackets of an IP literal.
+    @inline(__always) static func isHostChar(_ b: UInt8) -> Bool {
+        if b < 64 { return (0x2fff7ff200000000 as UInt64) >> UInt64(b) & 1 != 0 }
+        if b < 128 { return (0x47fffffeaffffffe as UInt64) >> UInt64(b - 64) & 1 != 0 }
+        return false
+    }
+
     static func isHexDigit(_ b: UInt8) -> Bool { hexValue(b) != nil }
 
     static func hexValue(_ b: UInt8) -> UInt64? {

@@ -67,10 +67,9 @@ public struct HTTPFields: Sendable, Equatable {
         return out
     }
 
-    /// Whether any `known` field lists `token` (lower case) among its comma-separated elements,
-    /// compared case-insensitively, without allocating (for `Connection: close` and the like).
-    public func containsToken(_ known: FieldName, _ token: String) -> Bool {
-        let t = Array(token.utf8)
+    /// Calls `body` with the byte range of each comma-separated element of every `known` field,
+    /// whitespace trimmed, until it returns false. No allocation.
+    func forEachToken(_ known: FieldName, _ body: (Range<Int>) -> Bool) {
         for e in entries where e.known == known {
             var i = e.value.lowerBound
             let end = e.value.upperBound
@@ -80,15 +79,41 @@ public struct HTTPFields: Sendable, Equatable {
                 while j < end && storage[j] != UInt8(ascii: ",") { j += 1 }
                 var k = j
                 while k > i && (storage[k - 1] == .sp || storage[k - 1] == .htab) { k -= 1 }
-                if k - i == t.count {
-                    var m = 0
-                    while m < t.count && storage[i + m].asciiLowercased == t[m] { m += 1 }
-                    if m == t.count { return true }
-                }
+                if k > i && !body(i..<k) { return }
                 i = j
             }
         }
-        return false
+    }
+
+    private func token(_ r: Range<Int>, is lowercased: String) -> Bool {
+        guard r.count == lowercased.utf8.count else { return false }
+        var m = r.lowerBound
+        for c in lowercased.utf8 {
+            if storage[m].asciiLowercased != c { return false }
+            m += 1
+        }
+        return true
+    }
+
+    /// Whether any `known` field lists `token` (lower case) among its comma-separated elements,
+    /// compared case-insensitively, without allocating (for `Connection: close` and the like).
+    public func containsToken(_ known: FieldName, _ token: String) -> Bool {
+        var found = false
+        forEachToken(known) { r in
+            found = self.token(r, is: token)
+            return !found
+        }
+        return found
+    }
+
+    /// Whether any `known` field lists an element other than `allowed` (lower case).
+    public func containsToken(_ known: FieldName, otherThan allowed: [String]) -> Bool {
+        var other = false
+        forEachToken(known) { r in
+            other = !allowed.contains { self.token(r, is: $0) }
+            return !other
+        }
+        return other
     }
 
     public mutating func remove(_ known: FieldName) {

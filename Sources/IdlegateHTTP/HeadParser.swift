@@ -151,9 +151,14 @@ public struct HeadParser: Sendable {
     }
 
     private static func version(_ v: ArraySlice<UInt8>, status: Int) throws(HTTPParseError) -> HTTPVersion {
-        if v.elementsEqual("HTTP/1.1".utf8) { return .http11 }
-        if v.elementsEqual("HTTP/1.0".utf8) { return .http10 }
-        if v.count == 8 && v.starts(with: "HTTP/".utf8) { throw HTTPParseError(status, "unsupported HTTP version") }
+        // "HTTP/1.x" compared as bytes: this runs for every message.
+        let b = v.startIndex
+        let isHTTPSlash = v.count == 8 && v[b] == 0x48 && v[b + 1] == 0x54 && v[b + 2] == 0x54 && v[b + 3] == 0x50 && v[b + 4] == 0x2F
+        if isHTTPSlash && v[b + 5] == UInt8(ascii: "1") && v[b + 6] == UInt8(ascii: ".") {
+            if v[b + 7] == UInt8(ascii: "1") { return .http11 }
+            if v[b + 7] == UInt8(ascii: "0") { return .http10 }
+        }
+        if isHTTPSlash { throw HTTPParseError(status, "unsupported HTTP version") }
         throw .bad("malformed HTTP version")
     }
 
@@ -222,14 +227,7 @@ public struct HeadParser: Sendable {
     /// no userinfo, no whitespace, not empty.
     static func isValidHost(_ h: String) -> Bool {
         guard !h.isEmpty, h.utf8.count <= 255 else { return false }
-        for c in h.utf8 {
-            switch c {
-            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-                continue
-            default:
-                guard "-._~!$&'()*+,;=%:[]".utf8.contains(c) else { return false }
-            }
-        }
+        for c in h.utf8 where !ByteClass.isHostChar(c) { return false }
         return true
     }
 }

@@ -206,8 +206,9 @@ final class ClientConnection: EventHandler {
         }
         out.append(contentsOf: ChunkedEncoder.chunkEnd)
 
-        let x = Exchange(head: head, forwardedHead: out, framing: framing,
-                         upstreamIndex: settings.router.upstream(for: head.path), isUpgrade: upgrade != nil,
+        let path = head.path
+        let x = Exchange(head: head, path: path, forwardedHead: out, framing: framing,
+                         upstreamIndex: settings.router.upstream(for: path), isUpgrade: upgrade != nil,
                          keepAlive: keepAlive, limits: settings.limits)
         exchange = x
         state = .proxying

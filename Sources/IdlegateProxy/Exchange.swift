@@ -43,9 +43,9 @@ final class Exchange {
     var upstreamReusable = true
     var switchToTunnel = false
 
-    init(head: RequestHead, forwardedHead: [UInt8], framing: BodyFraming, upstreamIndex: Int, isUpgrade: Bool, keepAlive: Bool, limits: HTTPLimits) {
+    init(head: RequestHead, path: Substring, forwardedHead: [UInt8], framing: BodyFraming, upstreamIndex: Int, isUpgrade: Bool, keepAlive: Bool, limits: HTTPLimits) {
         method = head.method
-        logPath = head.path
+        logPath = path
         clientVersion = head.version
         self.forwardedHead = forwardedHead
         self.upstreamIndex = upstreamIndex
