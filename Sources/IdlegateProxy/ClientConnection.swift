@@ -186,30 +186,9 @@ final class ClientConnection: EventHandler {
         let keepAlive = head.wantsKeepAlive && !worker.draining && !closeAfterResponse && upgrade == nil
         let expectsContinue = head.expectsContinue && framing != .none
 
-        // The forwarded head: the client's fields less hop-by-hop ones, Expect (answered here, below)
-        // and, from an untrusted peer, the forwarding fields; then the fields idlegate sets.
-        let fields = head.fields
-        let named = HeaderRewriting.connectionNamed(fields)
-        let trusted = peerTrusted
-        var out: [UInt8] = []
-        out.reserveCapacity(fields.byteCount + 256)
-        head.writeRequestLine(into: &out)
-        fields.write(into: &out) { i, known in
-            !(HeaderRewriting.isHopByHop(fields, i, known, named: named) || known == .expect
-              || (!trusted && HeaderRewriting.isForwardingField(known)))
-        }
-        _ = HeaderRewriting.writeForwarded(fields, peerHost: peerHost, trusted: trusted, scheme: settings.publicScheme, into: &out)
-        if framing == .chunked { HTTPFields.writeField("Transfer-Encoding", "chunked", into: &out) }
-        if let upgrade {
-            HTTPFields.writeField("Connection", "upgrade", into: &out)
-            HTTPFields.writeField("Upgrade", upgrade, into: &out)
-        }
-        out.append(contentsOf: ChunkedEncoder.chunkEnd)
-
         let path = head.path
-        let x = Exchange(head: head, path: path, forwardedHead: out, framing: framing,
-                         upstreamIndex: settings.router.upstream(for: path), isUpgrade: upgrade != nil,
-                         keepAlive: keepAlive, limits: settings.limits)
+        let x = Exchange(head: head, path: path, upgrade: upgrade, framing: framing,
+                         upstreamIndex: settings.router.upstream(for: path), keepAlive: keepAlive, limits: settings.limits)
         exchange = x
         state = .proxying
         if !inbound.isEmpty { inboundUnparsed = true }
@@ -217,6 +196,27 @@ final class ClientConnection: EventHandler {
         // nginx does; the upstream never sees Expect (an HTTP/1.0 Odoo would not answer it).
         if expectsContinue { client.write(ErrorResponse.continueInterim) }
         openUpstream(x)
+    }
+
+    /// The head sent upstream: the client's fields less hop-by-hop ones, Expect (answered by idlegate)
+    /// and, from an untrusted peer, the forwarding fields; then the fields idlegate sets.
+    private func writeForwardedHead(_ x: Exchange, into out: inout [UInt8]) {
+        let head = x.request
+        let fields = head.fields
+        let named = HeaderRewriting.connectionNamed(fields)
+        let trusted = peerTrusted
+        head.writeRequestLine(into: &out)
+        fields.write(into: &out) { i, known in
+            !(HeaderRewriting.isHopByHop(fields, i, known, named: named) || known == .expect
+              || (!trusted && HeaderRewriting.isForwardingField(known)))
+        }
+        _ = HeaderRewriting.writeForwarded(fields, peerHost: peerHost, trusted: trusted, scheme: settings.publicScheme, into: &out)
+        if x.requestChunked { HTTPFields.writeField("Transfer-Encoding", "chunked", into: &out) }
+        if let upgrade = x.upgrade {
+            HTTPFields.writeField("Connection", "upgrade", into: &out)
+            HTTPFields.writeField("Upgrade", upgrade, into: &out)
+        }
+        out.append(contentsOf: ChunkedEncoder.chunkEnd)
     }
 
     /// The protocol of an Upgrade request idlegate will tunnel (RFC 9110 §7.8), or nil. Only GET on
@@ -234,13 +234,16 @@ final class ClientConnection: EventHandler {
         do {
             let up = try worker.pool.acquire(x.upstreamIndex, owner: self)
             x.upstream = up
+            worker.staging.removeAll(keepingCapacity: true)
+            writeForwardedHead(x, into: &worker.staging)
             if up.connecting {
-                up.channel.queue(x.forwardedHead)
+                up.channel.queue(worker.staging)
                 setDeadline(.connect, settings.timeouts.upstreamConnect)
             } else {
-                up.channel.write(x.forwardedHead)
+                up.channel.write(worker.staging)
                 setDeadline(.upstream, settings.timeouts.upstreamResponse)
             }
+            worker.staging.removeAll(keepingCapacity: true)
         } catch {
             upstreamFailed(x, status: 502, reason: "\(error)")
         }
@@ -358,7 +361,6 @@ final class ClientConnection: EventHandler {
             return true
         case .bytes(let n):
             x.sawResponseByte = true
-            x.forwardedHead = []
             worker.staging.removeAll(keepingCapacity: true)
             do {
                 try consumeResponse(x, UnsafeRawBufferPointer(rebasing: worker.scratch[0..<n]))
@@ -430,11 +432,10 @@ final class ClientConnection: EventHandler {
         x.responseParser.reset()
         let fields = head.fields
         let named = HeaderRewriting.connectionNamed(fields)
-        let endToEnd = { (i: Int, known: FieldName) in !HeaderRewriting.isHopByHop(fields, i, known, named: named) }
         if head.status == 101 {
             guard x.isUpgrade else { throw HTTPParseError(502, "101 to a request that asked for no upgrade") }
             head.writeStatusLine(into: &worker.staging)
-            fields.write(into: &worker.staging, where: endToEnd)
+            fields.write(into: &worker.staging) { !HeaderRewriting.isHopByHop(fields, $0, $1, named: named) }
             HTTPFields.writeField("Connection", "Upgrade", into: &worker.staging)
             if let u = fields.first(.upgrade) { HTTPFields.writeField("Upgrade", u, into: &worker.staging) }
             worker.staging.append(contentsOf: ChunkedEncoder.chunkEnd)
@@ -446,7 +447,7 @@ final class ClientConnection: EventHandler {
             // Interim responses: 103 Early Hints reaches HTTP/1.1 clients; 100 was answered here already.
             if head.status == 103 && x.clientVersion == .http11 {
                 head.writeStatusLine(into: &worker.staging)
-                fields.write(into: &worker.staging, where: endToEnd)
+                fields.write(into: &worker.staging) { !HeaderRewriting.isHopByHop(fields, $0, $1, named: named) }
                 worker.staging.append(contentsOf: ChunkedEncoder.chunkEnd)
             }
             return
@@ -454,7 +455,7 @@ final class ClientConnection: EventHandler {
         let framing = try head.framing(requestMethod: x.method)
         x.upstreamReusable = head.allowsReuse && framing != .untilClose && !x.isUpgrade
         head.writeStatusLine(into: &worker.staging)
-        fields.write(into: &worker.staging, where: endToEnd)
+        fields.write(into: &worker.staging) { !HeaderRewriting.isHopByHop(fields, $0, $1, named: named) }
         switch framing {
         case .none, .length:
             x.responseFraming = .passthrough
@@ -501,7 +502,7 @@ final class ClientConnection: EventHandler {
     /// before any response byte and with no body, is sent once more on a fresh connection (RFC 9112
     /// §9.3.1: safe to retry, nothing of it was processed); anything else becomes a 502.
     private func upstreamGone(_ x: Exchange, reason: String) {
-        if let up = x.upstream, up.reused, !x.retried, !x.sawResponseByte, x.requestBody.framing == .none, !x.forwardedHead.isEmpty {
+        if let up = x.upstream, up.reused, !x.retried, !x.sawResponseByte, x.requestBody.framing == .none {
             x.retried = true
             up.close()
             x.upstream = nil

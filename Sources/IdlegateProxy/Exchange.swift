@@ -21,9 +21,11 @@ final class Exchange {
     var keepAlive: Bool
 
     var upstream: UpstreamConnection?
-    /// The head sent upstream, kept until the first response byte so that a request that met a pooled
-    /// connection Odoo had just closed can be sent once more on a fresh one.
-    var forwardedHead: [UInt8]
+    /// The request as parsed: its forwarded head is written from it (again, for the one retry a request
+    /// that met a pooled connection Odoo had just closed gets).
+    let request: RequestHead
+    /// The protocol of an accepted Upgrade, if any.
+    let upgrade: String?
     var retried = false
 
     var requestBody: BodyDecoder
@@ -43,13 +45,14 @@ final class Exchange {
     var upstreamReusable = true
     var switchToTunnel = false
 
-    init(head: RequestHead, path: Substring, forwardedHead: [UInt8], framing: BodyFraming, upstreamIndex: Int, isUpgrade: Bool, keepAlive: Bool, limits: HTTPLimits) {
+    init(head: RequestHead, path: Substring, upgrade: String?, framing: BodyFraming, upstreamIndex: Int, keepAlive: Bool, limits: HTTPLimits) {
         method = head.method
         logPath = path
         clientVersion = head.version
-        self.forwardedHead = forwardedHead
+        request = head
+        self.upgrade = upgrade
+        isUpgrade = upgrade != nil
         self.upstreamIndex = upstreamIndex
-        self.isUpgrade = isUpgrade
         self.keepAlive = keepAlive
         requestBody = BodyDecoder(framing, limits: limits)
         requestChunked = framing == .chunked
