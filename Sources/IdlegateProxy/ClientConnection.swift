@@ -105,6 +105,12 @@ final class ClientConnection: EventHandler {
     // MARK: reading a request
 
     private func readRequest() -> Bool {
+        // The tail of the previous response may still be queued for a slow reader.
+        if client.hasQueuedOutput {
+            let written = client.bytesWritten
+            if client.flush() == .failed { closeNow(); return false }
+            if client.bytesWritten != written && deadlineKind == .idle { setDeadline(.idle, settings.timeouts.clientIdle) }
+        }
         if inboundUnparsed {
             inboundUnparsed = false
             return parseInbound()

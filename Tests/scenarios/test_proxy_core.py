@@ -380,3 +380,21 @@ def test_slow_but_steady_reader_is_not_cut(odoo, start_idlegate):
         if time.time() - t0 < 3:
             time.sleep(0.005)
     assert time.time() - t0 > 1.5  # it really took longer than the timeout
+
+
+def test_response_tail_queued_after_odoo_finished_is_delivered(odoo, start_idlegate):
+    """Regression: when Odoo's last bytes could not all go to a full client socket, the rest was left
+    queued after the exchange ended and never flushed (the client stalled a few KiB short)."""
+    ig = start_idlegate(odoo.url)
+    for size in range(1_000_000, 12_000_000, 733_333):
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 << 10)
+        s.connect(("127.0.0.1", ig.port))
+        s.settimeout(5)
+        c = Client(s)
+        c.send(f"GET /big?n={size} HTTP/1.1\r\nHost: a\r\n\r\n".encode())
+        time.sleep(0.3)  # Odoo finishes; idlegate holds the tail the client cannot take yet
+        status, _, body = c.response()
+        assert status == 200 and len(body) == size
+        c.send(GET)  # and the connection goes on
+        assert c.response()[0] == 200
