@@ -22,8 +22,14 @@ let package = Package(
         .target(name: "CSystem"),
         // Sockets, addresses, the epoll event loop and the byte-stream Transport. No HTTP.
         .target(name: "IdlegateIO", dependencies: ["CSystem"]),
-        // The pure HTTP/1.1 codec: heads, ordered fields, framing, limits. No sockets.
+        // OpenSSL (Debian libssl-dev): HMAC-SHA256 for session keys, random secrets; TLS later.
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        // The pure HTTP/1.1 codec: heads, ordered fields, framing, limits, cookies. No sockets.
         .target(name: "IdlegateHTTP"),
+        // Pure: session id shape, key derivation, the store protocol, the lock-striped table, clocks.
+        .target(name: "IdlegateSessions", dependencies: ["COpenSSL"]),
+        // Pure: policies and their matchers, route classes, expiry responses, cookie hardening.
+        .target(name: "IdlegatePolicy", dependencies: ["IdlegateHTTP", "IdlegateSessions", "IdlegateConfig"]),
         // The config model, YAML + flags, validation with key paths.
         .target(name: "IdlegateConfig", dependencies: [
             "IdlegateHTTP",
@@ -31,7 +37,7 @@ let package = Package(
         ]),
         // The flow: client connection state machine, routing, upstream pool, tunnels, error funnel.
         .target(name: "IdlegateProxy", dependencies: [
-            "IdlegateIO", "IdlegateHTTP", "IdlegateConfig",
+            "IdlegateIO", "IdlegateHTTP", "IdlegateConfig", "IdlegateSessions", "IdlegatePolicy",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The executable: CLI, signals, wiring.
@@ -42,6 +48,8 @@ let package = Package(
         ]),
         .testTarget(name: "IdlegateHTTPTests", dependencies: ["IdlegateHTTP"]),
         .testTarget(name: "IdlegateConfigTests", dependencies: ["IdlegateConfig"]),
+        .testTarget(name: "IdlegateSessionsTests", dependencies: ["IdlegateSessions"]),
+        .testTarget(name: "IdlegatePolicyTests", dependencies: ["IdlegatePolicy", "IdlegateHTTP", "IdlegateConfig"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -29,6 +29,33 @@ public struct Config: Sendable, Equatable {
     /// `debug`, `info`, `warning`, `error`. Default `info`.
     public var logLevel: String = "info"
 
+    // MARK: sessions
+
+    /// The default policy's mode. Default `enforce`.
+    public var mode: EnforcementMode = .enforce
+    /// The default policy's idle window. Default 15 min (PCI DSS v4.0 8.2.8).
+    public var idleTimeout: Int64 = 15 * 60_000
+    /// The default policy's absolute lifetime; 0 = none. Default none.
+    public var maxLifetime: Int64 = 0
+    /// Named policies, first match wins. Default none.
+    public var policies: [PolicyConfig] = []
+    /// Ids never seen before: adopted with a fresh clock, or refused (strict kiosks). Default adopt.
+    public var unknownSessions: String = "adopt"
+    /// Path prefixes that are checked but never refresh a session's clock.
+    public var passivePaths: [String] = Config.defaultPassivePaths
+    /// `?session_id=` and `X-Openerp-Session-Id`: stripped (default) or checked.
+    public var legacySessionSources: LegacySessionSources = .strip
+    public var cookies = CookieSettings()
+    /// The HMAC secret for session keys, 64 hex digits; empty = read or create `key_file`. Default empty.
+    public var sessionSecret: String = ""
+    /// Where the HMAC secret lives; created with mode 0600 on first start. Default `idlegate.key` in
+    /// the working directory (the systemd unit points it into /var/lib/idlegate).
+    public var keyFile: String = "idlegate.key"
+    /// Most sessions tracked; past it, the longest-idle ones are evicted first. Default 1 000 000.
+    public var maxSessions: Int = 1_000_000
+    /// Post Odoo's /web/session/destroy for every session idlegate expires. Default on.
+    public var destroyInOdoo: Bool = true
+
     public init() {}
 }
 

@@ -46,6 +46,34 @@ extension Config {
                     throw ConfigError(key, "\"\(s)\" is not debug, info, warning or error")
                 }
                 logLevel = s
+            case "mode": mode = try Self.mode(value, key)
+            case "idle_timeout": idleTimeout = try Self.positiveDuration(value, key)
+            case "max_lifetime": maxLifetime = try Self.duration(value, key)
+            case "policies":
+                guard let list = value as? [Any] else { throw ConfigError(key, "must be a list of policies") }
+                policies = []
+                for (i, item) in list.enumerated() {
+                    policies.append(try Self.policy(item, "\(key)[\(i)]", defaults: self))
+                }
+            case "unknown_sessions":
+                let s = try Self.string(value, key)
+                guard Self.UnknownSessionsValues.contains(s) else { throw ConfigError(key, "\"\(s)\" is not adopt or reject") }
+                unknownSessions = s
+            case "passive_paths": passivePaths = try Self.paths(value, key)
+            case "legacy_session_sources":
+                let s = try Self.string(value, key)
+                guard let v = LegacySessionSources(rawValue: s) else { throw ConfigError(key, "\"\(s)\" is not strip or check") }
+                legacySessionSources = v
+            case "cookies": try applyCookies(try Self.mapping(value, key))
+            case "session_secret":
+                let s = try Self.string(value, key)
+                guard s.isEmpty || (s.count >= 32 && s.count % 2 == 0 && s.allSatisfy(\.isHexDigit)) else {
+                    throw ConfigError(key, "must be at least 32 hex digits (64 recommended)")
+                }
+                sessionSecret = s
+            case "key_file": keyFile = try Self.string(value, key)
+            case "max_sessions": maxSessions = try Self.int(value, key, min: 1000, max: 100_000_000)
+            case "destroy_in_odoo": destroyInOdoo = try Self.bool(value, key)
             case "limits": try applyLimits(try Self.mapping(value, key))
             case "timeouts": try applyTimeouts(try Self.mapping(value, key))
             default: throw ConfigError(key, "unknown key")
@@ -83,6 +111,84 @@ extension Config {
             default: throw ConfigError(path, "unknown key")
             }
         }
+    }
+
+    private mutating func applyCookies(_ m: [String: Any]) throws(ConfigError) {
+        for (key, value) in m.sorted(by: { $0.key < $1.key }) {
+            let path = "cookies.\(key)"
+            switch key {
+            case "harden": cookies.harden = try Self.bool(value, path)
+            case "rebuild": cookies.rebuild = try Self.bool(value, path)
+            case "session_only": cookies.sessionOnly = try Self.bool(value, path)
+            case "same_site":
+                let s = try Self.string(value, path)
+                guard ["Lax", "Strict", "None"].contains(s) else { throw ConfigError(path, "\"\(s)\" is not Lax, Strict or None") }
+                cookies.sameSite = s
+            case "secure":
+                let s = try Self.string(value, path)
+                guard ["auto", "always", "never"].contains(s) else { throw ConfigError(path, "\"\(s)\" is not auto, always or never") }
+                cookies.secure = s
+            default: throw ConfigError(path, "unknown key")
+            }
+        }
+    }
+
+    static let UnknownSessionsValues = ["adopt", "reject"]
+
+    static func policy(_ v: Any, _ path: String, defaults: Config) throws(ConfigError) -> PolicyConfig {
+        let m = try mapping(v, path)
+        var p = PolicyConfig(name: "", idleTimeout: defaults.idleTimeout, maxLifetime: defaults.maxLifetime, mode: defaults.mode)
+        for (key, value) in m.sorted(by: { $0.key < $1.key }) {
+            let k = "\(path).\(key)"
+            switch key {
+            case "name": p.name = try string(value, k)
+            case "idle_timeout": p.idleTimeout = try positiveDuration(value, k)
+            case "max_lifetime": p.maxLifetime = try duration(value, k)
+            case "mode": p.mode = try mode(value, k)
+            case "match":
+                for (mk, mv) in try mapping(value, k).sorted(by: { $0.key < $1.key }) {
+                    let mp = "\(k).\(mk)"
+                    switch mk {
+                    case "cidr":
+                        for (i, c) in try stringList(mv, mp).enumerated() {
+                            guard let block = CIDR(parsing: c) else { throw ConfigError("\(mp)[\(i)]", "\"\(c)\" is not a CIDR") }
+                            p.match.cidrs.append(block)
+                        }
+                    case "host": p.match.hosts = try stringList(mv, mp).map { $0.lowercased() }
+                    case "path": p.match.paths = try paths(mv, mp)
+                    default: throw ConfigError(mp, "unknown key")
+                    }
+                }
+            default: throw ConfigError(k, "unknown key")
+            }
+        }
+        if p.name.isEmpty { throw ConfigError("\(path).name", "is required") }
+        return p
+    }
+
+    static func mode(_ v: Any, _ key: String) throws(ConfigError) -> EnforcementMode {
+        let s = try string(v, key)
+        guard let m = EnforcementMode(rawValue: s) else { throw ConfigError(key, "\"\(s)\" is not enforce, audit or off") }
+        return m
+    }
+
+    static func positiveDuration(_ v: Any, _ key: String) throws(ConfigError) -> Int64 {
+        let d = try duration(v, key)
+        guard d >= 1000 else { throw ConfigError(key, "must be at least 1s") }
+        return d
+    }
+
+    static func bool(_ v: Any, _ key: String) throws(ConfigError) -> Bool {
+        guard let b = v as? Bool else { throw ConfigError(key, "must be true or false") }
+        return b
+    }
+
+    static func paths(_ v: Any, _ key: String) throws(ConfigError) -> [String] {
+        let list = try stringList(v, key)
+        for (i, p) in list.enumerated() where !p.hasPrefix("/") {
+            throw ConfigError("\(key)[\(i)]", "\"\(p)\" does not start with /")
+        }
+        return list
     }
 
     /// Checks that hold across keys. Called after the file and again after flags.

@@ -3,7 +3,7 @@
 public enum FieldName: UInt8, Sendable {
     case other
     case host, contentLength, transferEncoding, connection, keepAlive, proxyConnection, te, trailer, upgrade
-    case proxyAuthenticate, proxyAuthorization, expect, cookie, setCookie
+    case proxyAuthenticate, proxyAuthorization, expect, cookie, setCookie, contentType, xOpenerpSessionID
     case xForwardedFor, xForwardedProto, xForwardedHost, forwarded, xRealIP
 
     /// Lower-case spellings, by tag.
@@ -12,20 +12,20 @@ public enum FieldName: UInt8, Sendable {
         (.connection, "connection"), (.keepAlive, "keep-alive"), (.proxyConnection, "proxy-connection"),
         (.te, "te"), (.trailer, "trailer"), (.upgrade, "upgrade"), (.proxyAuthenticate, "proxy-authenticate"),
         (.proxyAuthorization, "proxy-authorization"), (.expect, "expect"), (.cookie, "cookie"),
-        (.setCookie, "set-cookie"), (.xForwardedFor, "x-forwarded-for"), (.xForwardedProto, "x-forwarded-proto"),
+        (.setCookie, "set-cookie"), (.contentType, "content-type"), (.xOpenerpSessionID, "x-openerp-session-id"), (.xForwardedFor, "x-forwarded-for"), (.xForwardedProto, "x-forwarded-proto"),
         (.xForwardedHost, "x-forwarded-host"), (.forwarded, "forwarded"), (.xRealIP, "x-real-ip"),
     ] as [(FieldName, String)]).map { ($0.0, Array($0.1.utf8)) }
 
     /// Candidates by name length, so a name is compared with at most three spellings.
     private static let byLength: [[(FieldName, [UInt8])]] = {
-        var t = [[(FieldName, [UInt8])]](repeating: [], count: 20)
+        var t = [[(FieldName, [UInt8])]](repeating: [], count: 21)
         for s in spellings { t[s.1.count].append(s) }
         return t
     }()
 
     /// Recognises a field name (any case); `.other` for the rest.
     static func classify(_ name: UnsafeRawBufferPointer) -> FieldName {
-        guard name.count < 20 else { return .other }
+        guard name.count < 21 else { return .other }
         for (tag, spelling) in byLength[name.count] {
             var i = 0
             while i < spelling.count && name[i].asciiLowercased == spelling[i] { i += 1 }

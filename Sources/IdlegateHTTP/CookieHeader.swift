@@ -1,0 +1,173 @@
+/// Reading `Cookie` headers exactly as Odoo's werkzeug (2.x) reads them, and rebuilding them.
+///
+/// werkzeug finds cookies with the pattern `(?P<key>[^=;]+)(?:\s*=\s*(?P<val>"(?:[^\\"]|\\.)*"|.*?))?\s*;`
+/// searched repeatedly over the header with a `;` appended; keys are stripped of whitespace, empty keys
+/// skipped, quoted values unquoted (backslash escapes, `\NNN` octal), nothing percent-decoded, and the
+/// first `session_id` wins (werkzeug ≥ 1.0, Odoo 16+). Several Cookie headers reach werkzeug joined
+/// with a comma, which is not a separator: the first header's first session_id still wins.
+/// (`../shared/odoo/FACTS.md`, measured on a real Odoo 18.)
+public enum CookieHeader {
+    /// One cookie as found in a header: its raw bytes (for rebuilding) and its decoded name and value.
+    public struct Entry: Equatable, Sendable {
+        public let raw: ArraySlice<UInt8>
+        public let name: [UInt8]
+        public let value: [UInt8]
+        /// Whether the raw text is exactly `name=value` (no quotes, escapes or padding).
+        public var isCanonical: Bool { raw.elementsEqual(name + [UInt8(ascii: "=")] + value) }
+    }
+
+    /// The cookies of one header value, in order, as werkzeug's parser yields them (empty keys skipped).
+    public static func entries(_ header: ArraySlice<UInt8>) -> [Entry] {
+        var out: [Entry] = []
+        forEachEntry(header) { out.append($0) }
+        return out
+    }
+
+    static func forEachEntry(_ header: ArraySlice<UInt8>, _ body: (Entry) -> Void) {
+        var b = Array(header)
+        let n = b.count
+        b.append(UInt8(ascii: ";"))
+        let semicolon = UInt8(ascii: ";"), equals = UInt8(ascii: "="), quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\")
+        var i = 0
+        while i < n {
+            // re.search: the first position where a key can start.
+            var p = i
+            while p < n && (b[p] == equals || b[p] == semicolon) { p += 1 }
+            if p >= n { break }
+            var k = p
+            while b[k] != equals && b[k] != semicolon { k += 1 }  // key: [^=;]+ (the appended ; stops it)
+            var valueRange = k..<k
+            var end: Int
+            var rawEnd = k
+            if b[k] == semicolon {
+                end = k + 1
+            } else {
+                var j = k + 1
+                while j < n && isSpace(b[j]) { j += 1 }
+                var matchedQuoted = false
+                end = 0
+                if b[j] == quote {
+                    // "(?:[^\\"]|\\.)*" then \s*;
+                    var q = j + 1
+                    var closed = -1
+                    while q < n {
+                        if b[q] == backslash {
+                            if q + 1 < n { q += 2 } else { break }
+                        } else if b[q] == quote {
+                            closed = q
+                            break
+                        } else {
+                            q += 1
+                        }
+                    }
+                    if closed >= 0 {
+                        var after = closed + 1
+                        while isSpace(b[after]) { after += 1 }
+                        if b[after] == semicolon {
+                            valueRange = j..<(closed + 1)
+                            rawEnd = closed + 1
+                            end = after + 1
+                            matchedQuoted = true
+                        }
+                    }
+                }
+                if !matchedQuoted {
+                    // .*? then \s*; : up to the first ;, less the whitespace before it.
+                    var t = j
+                    while b[t] != semicolon { t += 1 }
+                    var m = t
+                    while m > j && isSpace(b[m - 1]) { m -= 1 }
+                    valueRange = j..<m
+                    rawEnd = m
+                    end = t + 1
+                }
+            }
+            let key = strip(b[p..<k])
+            if !key.isEmpty {
+                let raw = header[(header.startIndex + p)..<(header.startIndex + max(rawEnd, p))]
+                body(Entry(raw: raw, name: Array(key), value: unquote(b[valueRange])))
+            }
+            i = end
+        }
+    }
+
+    /// Python's bytes `\s`: space, \t, \n, \r, \v, \f.
+    @inline(__always) static func isSpace(_ c: UInt8) -> Bool {
+        c == 0x20 || (c >= 0x09 && c <= 0x0D)
+    }
+
+    static func strip(_ s: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+        var s = s
+        while let f = s.first, isSpace(f) { s = s.dropFirst() }
+        while let l = s.last, isSpace(l) { s = s.dropLast() }
+        return s
+    }
+
+    /// werkzeug's `_cookie_unquote`: strip the quotes, then `\NNN` (octal 000–377) becomes that byte
+    /// and `\x` becomes `x`, whichever comes first.
+    static func unquote(_ v: ArraySlice<UInt8>) -> [UInt8] {
+        guard v.count >= 2, v.first == UInt8(ascii: "\""), v.last == UInt8(ascii: "\"") else { return Array(v) }
+        let s = Array(v.dropFirst().dropLast())
+        var out: [UInt8] = []
+        var i = 0
+        while i < s.count {
+            if s[i] == UInt8(ascii: "\\"), i + 1 < s.count {
+                if i + 3 < s.count, (0x30...0x33).contains(s[i + 1]), (0x30...0x37).contains(s[i + 2]), (0x30...0x37).contains(s[i + 3]) {
+                    out.append((s[i + 1] - 0x30) << 6 | (s[i + 2] - 0x30) << 3 | (s[i + 3] - 0x30))
+                    i += 4
+                } else {
+                    out.append(s[i + 1])
+                    i += 2
+                }
+            } else {
+                out.append(s[i])
+                i += 1
+            }
+        }
+        return out
+    }
+}
+
+/// What the request's Cookie headers say about `session_id`, read the werkzeug way.
+public struct SessionCookie: Sendable, Equatable {
+    /// The value Odoo would use: the first `session_id` entry's (possibly empty), nil when none.
+    public let value: [UInt8]?
+    /// How many `session_id` entries there were, over all Cookie headers.
+    public let count: Int
+    /// Whether forwarding the headers as they are could let Odoo and idlegate disagree, or carries an
+    /// unusual spelling: several session_id entries, a quoted/escaped/padded one, several Cookie headers.
+    public let needsRebuild: Bool
+
+    /// Reads every Cookie field of `fields`. Cheap when there is a single canonical session_id.
+    public init(_ fields: HTTPFields) {
+        var first: [UInt8]? = nil
+        var count = 0
+        var unusual = false
+        var headers = 0
+        for i in 0..<fields.count where fields.known(at: i) == .cookie {
+            headers += 1
+            CookieHeader.forEachEntry(fields.valueBytes(at: i)) { e in
+                guard e.name.elementsEqual("session_id".utf8) else { return }
+                count += 1
+                if first == nil { first = e.value }
+                if !e.isCanonical { unusual = true }
+            }
+        }
+        value = first
+        self.count = count
+        needsRebuild = count > 1 || unusual || (headers > 1 && count > 0)
+    }
+
+    /// The forwarded Cookie value: every cookie but session_id, untouched and in order, then
+    /// `session_id=<id>` when `id` is given. Nil when nothing is left (no Cookie header at all).
+    public static func rebuild(_ fields: HTTPFields, sessionID id: String?) -> String? {
+        var parts: [String] = []
+        for i in 0..<fields.count where fields.known(at: i) == .cookie {
+            CookieHeader.forEachEntry(fields.valueBytes(at: i)) { e in
+                if !e.name.elementsEqual("session_id".utf8) { parts.append(String(decoding: e.raw, as: UTF8.self)) }
+            }
+        }
+        if let id { parts.append("session_id=" + id) }
+        return parts.isEmpty ? nil : parts.joined(separator: "; ")
+    }
+}

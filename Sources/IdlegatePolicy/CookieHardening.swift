@@ -1,0 +1,64 @@
+import IdlegateConfig
+
+/// Adds the flags Odoo never sets (FACTS: "never Secure, never SameSite") to every Set-Cookie on the way
+/// to the browser: Secure when the browser-facing scheme is https, SameSite where absent, HttpOnly on
+/// session_id; and, for kiosks, makes session_id a browser-session cookie.
+public struct CookieHardening: Sendable {
+    let settings: CookieSettings
+
+    public init(settings: CookieSettings) { self.settings = settings }
+
+    /// The hardened Set-Cookie value; nil when it needs no change. Attribute values come only from
+    /// idlegate's own constants, so no CR or LF can be injected.
+    public func harden(_ value: String, https: Bool) -> String? {
+        guard settings.harden else { return nil }
+        let parts = value.split(separator: ";", omittingEmptySubsequences: false)
+        guard let first = parts.first else { return nil }
+        let isSession = first.split(separator: "=", maxSplits: 1).first.map { $0.trimmingCharacters(in: " \t") } == "session_id"
+        var attributes = parts.dropFirst().map { $0.trimmingCharacters(in: " \t") }
+        var changed = false
+        func has(_ name: String) -> Bool {
+            attributes.contains { $0.split(separator: "=", maxSplits: 1).first?.lowercased() == name }
+        }
+        let secure = settings.secure == "always" || (settings.secure == "auto" && https)
+        if secure && !has("secure") {
+            attributes.append("Secure")
+            changed = true
+        }
+        if !has("samesite") && (settings.sameSite != "None" || has("secure")) {
+            attributes.append("SameSite=\(settings.sameSite)")
+            changed = true
+        }
+        if isSession && !has("httponly") {
+            attributes.append("HttpOnly")
+            changed = true
+        }
+        if isSession && settings.sessionOnly {
+            let before = attributes.count
+            attributes.removeAll {
+                let n = $0.split(separator: "=", maxSplits: 1).first?.lowercased()
+                return n == "max-age" || n == "expires"
+            }
+            // A cookie being cleared (Max-Age=0) must stay cleared.
+            if value.lowercased().contains("max-age=0") { attributes.append("Max-Age=0") }
+            if attributes.count != before { changed = true }
+        }
+        guard changed else { return nil }
+        return ([String(first)] + attributes).joined(separator: "; ")
+    }
+
+    /// The Set-Cookie that clears session_id, hardened like every other.
+    public func clearSessionCookie(https: Bool) -> String {
+        let base = "session_id=; Max-Age=0; Path=/"
+        return harden(base, https: https) ?? base
+    }
+}
+
+extension Substring {
+    func trimmingCharacters(in set: String) -> String {
+        var s = self
+        while let f = s.first, set.contains(f) { s = s.dropFirst() }
+        while let l = s.last, set.contains(l) { s = s.dropLast() }
+        return String(s)
+    }
+}

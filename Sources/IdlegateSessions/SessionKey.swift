@@ -1,0 +1,99 @@
+import COpenSSL
+
+/// What idlegate knows a session by: HMAC-SHA256 over the id's first 42 characters (the whole id for
+/// 40-hex ids; Odoo 19 keeps those 42 across its 3-hourly rotation), truncated to 128 bits. The raw id
+/// is never stored; the audit log, admin API, a shared store and the reaper all use this key.
+public struct SessionKey: Hashable, Sendable, CustomStringConvertible {
+    public let hi: UInt64
+    public let lo: UInt64
+
+    public init(hi: UInt64, lo: UInt64) {
+        self.hi = hi
+        self.lo = lo
+    }
+
+    /// 32 lower-case hex digits.
+    public var description: String {
+        func hex(_ v: UInt64) -> String {
+            let s = String(v, radix: 16)
+            return String(repeating: "0", count: 16 - s.count) + s
+        }
+        return hex(hi) + hex(lo)
+    }
+
+    /// The part of a session id that names the session: 42 characters, or the whole 40-hex id.
+    public static func stablePart(of id: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+        id.count > 42 ? id.prefix(42) : id
+    }
+}
+
+/// Whether a cookie value has the shape of an Odoo session id: 40 lower-case hex (Odoo 12–17), or
+/// 84–86 URL-safe base64 characters (18, 19, master). Anything else Odoo ignores, and so does idlegate.
+public enum SessionIDShape {
+    public static func isValid(_ id: some Collection<UInt8>) -> Bool {
+        switch id.count {
+        case 40:
+            return id.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
+        case 84...86:
+            return id.allSatisfy {
+                ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2D || $0 == 0x5F
+            }
+        default:
+            return false
+        }
+    }
+}
+
+/// Derives session keys with one secret. HMAC (RFC 2104) with its inner and outer key pads hashed once
+/// at start, so that each derivation costs two SHA-256 compressions. Safe to share between threads:
+/// derivation copies the precomputed states.
+public final class SessionKeyDeriver: Sendable {
+    private let inner: SHA256_CTX
+    private let outer: SHA256_CTX
+
+    /// `secret`: at least 16 bytes (32 from the key file).
+    public init(secret: [UInt8]) {
+        precondition(secret.count >= 16, "session key secret too short")
+        var key = secret
+        if key.count > 64 {
+            var digest = [UInt8](repeating: 0, count: 32)
+            _ = SHA256(key, key.count, &digest)
+            key = digest
+        }
+        key += [UInt8](repeating: 0, count: 64 - key.count)
+        var i = SHA256_CTX()
+        var o = SHA256_CTX()
+        SHA256_Init(&i)
+        SHA256_Init(&o)
+        let ipad = key.map { $0 ^ 0x36 }
+        let opad = key.map { $0 ^ 0x5C }
+        SHA256_Update(&i, ipad, 64)
+        SHA256_Update(&o, opad, 64)
+        inner = i
+        outer = o
+    }
+
+    /// The key of session id `id` (its stable part is taken here).
+    public func key(for id: ArraySlice<UInt8>) -> SessionKey {
+        let part = SessionKey.stablePart(of: id)
+        var i = inner
+        var o = outer
+        var mid = [UInt8](repeating: 0, count: 32)
+        var digest = [UInt8](repeating: 0, count: 32)
+        part.withUnsafeBytes { _ = SHA256_Update(&i, $0.baseAddress, $0.count) }
+        SHA256_Final(&mid, &i)
+        SHA256_Update(&o, mid, 32)
+        SHA256_Final(&digest, &o)
+        var hi: UInt64 = 0
+        var lo: UInt64 = 0
+        for k in 0..<8 { hi = hi << 8 | UInt64(digest[k]) }
+        for k in 8..<16 { lo = lo << 8 | UInt64(digest[k]) }
+        return SessionKey(hi: hi, lo: lo)
+    }
+
+    /// Fresh random bytes from OpenSSL's CSPRNG.
+    public static func randomSecret(count: Int = 32) -> [UInt8]? {
+        var bytes = [UInt8](repeating: 0, count: count)
+        return RAND_bytes(&bytes, Int32(count)) == 1 ? bytes : nil
+    }
+}

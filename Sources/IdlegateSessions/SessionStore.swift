@@ -1,0 +1,50 @@
+/// What the table decided about one request's session.
+public enum SessionVerdict: Sendable, Equatable {
+    /// A session seen before and still within its limits; `idleFor` is the gap before this request (ms).
+    case active(idleFor: Int64)
+    /// Not seen before and adopted with a fresh clock (unknown_sessions: adopt).
+    case adopted
+    /// Not seen before and refused (unknown_sessions: reject).
+    case unknownRefused
+    /// Past its limits now: it has just been marked ended. `idleFor` is the gap that expired it.
+    case expired(idleFor: Int64, reason: ExpiryReason, window: Int64)
+    /// Ended earlier (expired, logged out, kicked): still refused.
+    case ended
+}
+
+/// How an unknown id is treated: adopted with a fresh clock, or refused (strict kiosks).
+public enum UnknownSessions: String, Sendable { case adopt, reject }
+
+/// The session table as the request path sees it. The local lock-striped table is the fast path; a
+/// shared layer for replicas (Redis, later) wraps one, consulting the shared state before a session is
+/// declared expired or unknown, without changing these calls.
+public protocol SessionStore: AnyObject, Sendable {
+    /// Checks a session at `now` under `limits`. `activity`: whether this request counts as a person's
+    /// activity (it moves the clock) or is passive (it is only checked). Expiry marks the record ended.
+    func check(_ key: SessionKey, now: Int64, limits: SessionLimits, activity: Bool, unknown: UnknownSessions) -> SessionVerdict
+
+    /// Checks without changing anything (for open WebSocket tunnels and login routes).
+    func peek(_ key: SessionKey, now: Int64) -> SessionVerdict?
+
+    /// A session Odoo just created (a new `session_id` in a response): starts it with a fresh clock,
+    /// replacing whatever was known.
+    func start(_ key: SessionKey, now: Int64, limits: SessionLimits)
+
+    /// Logout or kick: the id stays refused until swept.
+    func end(_ key: SessionKey, now: Int64)
+
+    /// Drops records no window can still need; returns how many went.
+    func sweep(now: Int64) -> Int
+
+    var count: Int { get }
+}
+
+/// The seam for a shared layer (Redis across replicas). Asynchronous: the request path never waits on
+/// it except where the local table would otherwise expire or refuse a session another replica may
+/// have kept alive. Nothing implements it yet.
+public protocol SharedSessionLayer: Sendable {
+    /// The freshest last activity any replica recorded, delivered on `reply`.
+    func lastActive(_ key: SessionKey, reply: @escaping @Sendable (Int64?) -> Void)
+    /// Publishes local activity (batched and written behind by the implementation).
+    func publish(_ key: SessionKey, record: SessionRecord)
+}

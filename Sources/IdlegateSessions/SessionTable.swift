@@ -1,0 +1,134 @@
+import Glibc
+
+/// The lock-striped in-memory session table: many stripes, each its own lock and map, so threads
+/// touching different sessions never wait on each other. A touch writes one timestamp. Locks guard
+/// only map operations: no I/O, no logging, no allocation beyond the map's own.
+public final class SessionTable: SessionStore, @unchecked Sendable {
+    /// One stripe: a lock and its map, allocated separately so two stripes' locks do not share a
+    /// cache line.
+    final class Stripe {
+        var lock = pthread_mutex_t()
+        var map: [SessionKey: SessionRecord] = [:]
+        init() { pthread_mutex_init(&lock, nil) }
+        deinit { pthread_mutex_destroy(&lock) }
+
+        @inline(__always) func withLock<R>(_ body: (inout [SessionKey: SessionRecord]) -> R) -> R {
+            pthread_mutex_lock(&lock)
+            defer { pthread_mutex_unlock(&lock) }
+            return body(&map)
+        }
+    }
+
+    private let stripes: [Stripe]
+    private let mask: Int
+    /// Most records per stripe (`maxEntries / stripes`).
+    private let perStripe: Int
+    /// How long an ended record is kept so that the id stays refused (ms).
+    public let tombstone: Int64
+    /// The longest window any policy allows (ms): past `lastActive + longest`, a record is dead.
+    public let longestWindow: Int64
+
+    /// - maxEntries: the most sessions tracked. When a stripe is full, a new session evicts the
+    ///   stripe's longest-idle eighth first (so the eviction rule is: longest idle goes first).
+    /// - longestWindow: the largest idle window or lifetime of any policy.
+    public init(stripes count: Int = 256, maxEntries: Int = 1_000_000, longestWindow: Int64, tombstone: Int64 = 24 * 3_600_000) {
+        var n = 1
+        while n < count { n <<= 1 }
+        stripes = (0..<n).map { _ in Stripe() }
+        mask = n - 1
+        perStripe = max(8, maxEntries / n)
+        self.longestWindow = longestWindow
+        self.tombstone = tombstone
+    }
+
+    @inline(__always) private func stripe(_ key: SessionKey) -> Stripe {
+        stripes[Int(truncatingIfNeeded: key.lo) & mask]
+    }
+
+    public func check(_ key: SessionKey, now: Int64, limits: SessionLimits, activity: Bool, unknown: UnknownSessions) -> SessionVerdict {
+        let perStripe = self.perStripe
+        return stripe(key).withLock { map in
+            guard var r = map[key] else {
+                if unknown == .reject { return .unknownRefused }
+                Self.makeRoomLocked(&map, perStripe: perStripe)
+                map[key] = SessionRecord(started: now, lastActive: now, limits: limits)
+                return .adopted
+            }
+            if r.isEnded { return .ended }
+            r.tighten(limits)
+            let gap = now - r.lastActive
+            if let reason = r.expiry(at: now) {
+                r.endedAt = now
+                map[key] = r
+                return .expired(idleFor: gap, reason: reason, window: reason == .idle ? r.idle.millis : r.maxLifetime.millis)
+            }
+            if activity && gap > 0 { r.lastActive = now }
+            map[key] = r
+            return .active(idleFor: max(0, gap))
+        }
+    }
+
+    public func peek(_ key: SessionKey, now: Int64) -> SessionVerdict? {
+        stripe(key).withLock { map in
+            guard let r = map[key] else { return nil }
+            if r.isEnded { return .ended }
+            if let reason = r.expiry(at: now) {
+                return .expired(idleFor: now - r.lastActive, reason: reason, window: reason == .idle ? r.idle.millis : r.maxLifetime.millis)
+            }
+            return .active(idleFor: now - r.lastActive)
+        }
+    }
+
+    public func start(_ key: SessionKey, now: Int64, limits: SessionLimits) {
+        let perStripe = self.perStripe
+        stripe(key).withLock { map in
+            if map[key] == nil { Self.makeRoomLocked(&map, perStripe: perStripe) }
+            map[key] = SessionRecord(started: now, lastActive: now, limits: limits)
+        }
+    }
+
+    public func end(_ key: SessionKey, now: Int64) {
+        stripe(key).withLock { map in
+            if var r = map[key] {
+                if !r.isEnded { r.endedAt = now }
+                map[key] = r
+            } else {
+                var r = SessionRecord(started: now, lastActive: now, limits: SessionLimits(idle: 0))
+                r.endedAt = now
+                map[key] = r
+            }
+        }
+    }
+
+    public func sweep(now: Int64) -> Int {
+        var dropped = 0
+        let longest = longestWindow, tombstone = self.tombstone
+        for s in stripes {
+            dropped += s.withLock { map in
+                let before = map.count
+                map = map.filter { _, r in
+                    r.isEnded ? now - r.endedAt < tombstone : now - r.lastActive <= longest + tombstone
+                }
+                return before - map.count
+            }
+        }
+        return dropped
+    }
+
+    public var count: Int {
+        stripes.reduce(0) { total, s in total + s.withLock { $0.count } }
+    }
+
+    /// The record as stored (tests, admin).
+    public func record(_ key: SessionKey) -> SessionRecord? {
+        stripe(key).withLock { $0[key] }
+    }
+
+    /// A full stripe drops its longest-idle eighth before a new record goes in. Called with the
+    /// stripe's lock held.
+    private static func makeRoomLocked(_ map: inout [SessionKey: SessionRecord], perStripe: Int) {
+        guard map.count >= perStripe else { return }
+        let victims = map.sorted { $0.value.lastActive < $1.value.lastActive }.prefix(max(1, perStripe / 8))
+        for (k, _) in victims { map.removeValue(forKey: k) }
+    }
+}
