@@ -208,6 +208,17 @@ public struct HTTPFields: Sendable, Equatable {
         }
     }
 
+    /// Writes field `i` as it came.
+    public func writeField(at i: Int, into out: inout [UInt8]) {
+        let e = entries[i]
+        out.append(contentsOf: storage[e.name])
+        out.append(.colon)
+        out.append(.sp)
+        out.append(contentsOf: storage[e.value])
+        out.append(.cr)
+        out.append(.lf)
+    }
+
     /// Writes one `Name: value\r\n` line.
     public static func writeField(_ name: String, _ value: String, into out: inout [UInt8]) {
         out.append(contentsOf: name.utf8)

@@ -1,3 +1,4 @@
+import IdlegateConfig
 import IdlegateHTTP
 import IdlegateIO
 
@@ -193,7 +194,26 @@ final class ClientConnection: EventHandler {
         let expectsContinue = head.expectsContinue && framing != .none
 
         let path = head.path
-        let x = Exchange(head: head, path: path, upgrade: upgrade, framing: framing,
+        let (clientIP, clientText, https) = attribution(head)
+        let session = settings.enforcer.decide(head, path: path, client: clientIP, clientText: clientText, https: https,
+                                               isUpgrade: upgrade != nil, keepAlive: keepAlive && framing == .none)
+        if let id = session.destroyID, let key = session.key {
+            worker.destroyer.destroy(id: id, key: key.description, host: head.fields.first(.host), forwarded: forwardedPairs(head))
+        }
+        if let answer = session.answer {
+            // An expired session (enforce): Odoo's own answer, without asking Odoo. A request body the
+            // answer leaves unread means the connection cannot go on.
+            client.write(answer)
+            if keepAlive && framing == .none && upgrade == nil {
+                setDeadline(.idle, settings.timeouts.clientIdle)
+                if !inbound.isEmpty { inboundUnparsed = true }
+            } else {
+                inbound.clear()
+                state = .closing
+            }
+            return
+        }
+        let x = Exchange(head: head, path: path, upgrade: upgrade, session: session, framing: framing,
                          upstreamIndex: settings.router.upstream(for: path), keepAlive: keepAlive, limits: settings.limits)
         exchange = x
         state = .proxying
@@ -211,11 +231,23 @@ final class ClientConnection: EventHandler {
         let fields = head.fields
         let named = HeaderRewriting.connectionNamed(fields)
         let trusted = peerTrusted
-        head.writeRequestLine(into: &out)
+        let session = x.session
+        let replaceCookie = session.cookie != nil
+        let stripHeader = session.stripHeader
+        if let target = session.target {
+            out.append(contentsOf: head.method.utf8)
+            out.append(UInt8(ascii: " "))
+            out.append(contentsOf: target.utf8)
+            out.append(contentsOf: " HTTP/1.1\r\n".utf8)
+        } else {
+            head.writeRequestLine(into: &out)
+        }
         fields.write(into: &out) { i, known in
             !(HeaderRewriting.isHopByHop(fields, i, known, named: named) || known == .expect
-              || (!trusted && HeaderRewriting.isForwardingField(known)))
+              || (!trusted && HeaderRewriting.isForwardingField(known))
+              || (replaceCookie && known == .cookie) || (stripHeader && known == .xOpenerpSessionID))
         }
+        if case .some(.some(let cookie)) = session.cookie { HTTPFields.writeField("Cookie", cookie, into: &out) }
         _ = HeaderRewriting.writeForwarded(fields, peerHost: peerHost, trusted: trusted, scheme: settings.publicScheme, into: &out)
         if x.requestChunked { HTTPFields.writeField("Transfer-Encoding", "chunked", into: &out) }
         if let upgrade = x.upgrade {
@@ -223,6 +255,38 @@ final class ClientConnection: EventHandler {
             HTTPFields.writeField("Upgrade", upgrade, into: &out)
         }
         out.append(contentsOf: ChunkedEncoder.chunkEnd)
+    }
+
+    /// Who the request is attributed to and how the browser reached us: from a trusted proxy, its last
+    /// X-Forwarded-For hop and X-Forwarded-Proto; otherwise the peer and idlegate's own scheme.
+    private func attribution(_ head: RequestHead) -> (ip: [UInt8], text: String, https: Bool) {
+        if peerTrusted {
+            let fields = head.fields
+            var ip = peer.ip
+            var text = peerHost
+            if fields.contains(.xForwardedFor),
+               let last = fields.values(.xForwardedFor).last?.split(separator: ",").last?.trimmingCharacters(in: " \t"),
+               let parsed = CIDR.parseIP(last) {
+                ip = parsed
+                text = last
+            }
+            let proto = fields.values(.xForwardedProto).last?.lowercased() ?? settings.publicScheme
+            return (ip, text, proto == "https")
+        }
+        return (peer.ip, peerHost, settings.publicScheme == "https")
+    }
+
+    /// The forwarding fields Odoo sees for this request (for the destroy call, so Odoo's dbfilter picks
+    /// the same database).
+    private func forwardedPairs(_ head: RequestHead) -> [(String, String)] {
+        let f = head.fields
+        let host = f.first(.host) ?? ""
+        if peerTrusted {
+            return [("X-Forwarded-For", f.values(.xForwardedFor).joined(separator: ", ").isEmpty ? peerHost : f.values(.xForwardedFor).joined(separator: ", ")),
+                    ("X-Forwarded-Proto", f.first(.xForwardedProto) ?? settings.publicScheme),
+                    ("X-Forwarded-Host", f.first(.xForwardedHost) ?? host)]
+        }
+        return [("X-Forwarded-For", peerHost), ("X-Forwarded-Proto", settings.publicScheme), ("X-Forwarded-Host", host)]
     }
 
     /// The protocol of an Upgrade request idlegate will tunnel (RFC 9110 §7.8), or nil. Only GET on
@@ -441,7 +505,7 @@ final class ClientConnection: EventHandler {
         if head.status == 101 {
             guard x.isUpgrade else { throw HTTPParseError(502, "101 to a request that asked for no upgrade") }
             head.writeStatusLine(into: &worker.staging)
-            fields.write(into: &worker.staging) { !HeaderRewriting.isHopByHop(fields, $0, $1, named: named) }
+            writeResponseFields(x, fields, named: named)  // Odoo's 101 carries a Set-Cookie too
             HTTPFields.writeField("Connection", "Upgrade", into: &worker.staging)
             if let u = fields.first(.upgrade) { HTTPFields.writeField("Upgrade", u, into: &worker.staging) }
             worker.staging.append(contentsOf: ChunkedEncoder.chunkEnd)
@@ -461,7 +525,10 @@ final class ClientConnection: EventHandler {
         let framing = try head.framing(requestMethod: x.method)
         x.upstreamReusable = head.allowsReuse && framing != .untilClose && !x.isUpgrade
         head.writeStatusLine(into: &worker.staging)
-        fields.write(into: &worker.staging) { !HeaderRewriting.isHopByHop(fields, $0, $1, named: named) }
+        writeResponseFields(x, fields, named: named)
+        if head.status < 400, let k = x.session.logoutKey {
+            settings.enforcer.store.end(k, now: settings.enforcer.clock.now())
+        }
         switch framing {
         case .none, .length:
             x.responseFraming = .passthrough
@@ -485,6 +552,19 @@ final class ClientConnection: EventHandler {
         x.responseStarted = true
         x.responseBody = BodyDecoder(framing, limits: settings.limits)
         if framing == .none { x.responseDone = true }
+    }
+
+    /// The response's end-to-end fields, each Set-Cookie hardened (and a new session_id recorded).
+    private func writeResponseFields(_ x: Exchange, _ fields: HTTPFields, named: [String]) {
+        for i in 0..<fields.count {
+            let known = fields.known(at: i)
+            if HeaderRewriting.isHopByHop(fields, i, known, named: named) { continue }
+            if known == .setCookie, let hardened = settings.enforcer.responseCookie(fields.value(at: i), decision: x.session) {
+                HTTPFields.writeField("Set-Cookie", hardened, into: &worker.staging)
+            } else {
+                fields.writeField(at: i, into: &worker.staging)
+            }
+        }
     }
 
     private func upstreamEOF(_ x: Exchange, _ up: UpstreamConnection) {

@@ -26,6 +26,8 @@ final class Exchange {
     let request: RequestHead
     /// The protocol of an accepted Upgrade, if any.
     let upgrade: String?
+    /// What the session check decided: the forwarded Cookie and target, the policy's limits.
+    let session: SessionDecision
     var retried = false
 
     var requestBody: BodyDecoder
@@ -45,7 +47,8 @@ final class Exchange {
     var upstreamReusable = true
     var switchToTunnel = false
 
-    init(head: RequestHead, path: Substring, upgrade: String?, framing: BodyFraming, upstreamIndex: Int, keepAlive: Bool, limits: HTTPLimits) {
+    init(head: RequestHead, path: Substring, upgrade: String?, session: SessionDecision, framing: BodyFraming, upstreamIndex: Int, keepAlive: Bool, limits: HTTPLimits) {
+        self.session = session
         method = head.method
         logPath = path
         clientVersion = head.version

@@ -2,6 +2,7 @@ import Dispatch
 import Glibc
 import IdlegateConfig
 import IdlegateIO
+import IdlegateSessions
 import Logging
 
 /// The running proxy: listening sockets shared by `threads` event loops, each with its own
@@ -12,13 +13,19 @@ public final class ProxyServer: @unchecked Sendable {
     private var workers: [Worker] = []
     private var listenFDs: [Int32] = []
     private let stopped = DispatchSemaphore(value: 0)
+    private let table: SessionTable
 
     /// Resolves the upstreams and binds every listen address; throws with a readable message.
     public init(config: Config, logger: Logger) throws {
         self.config = config
         self.logger = logger
         let upstreams = try [config.upstream, config.websocketUpstream].map { try SocketAddress.resolve($0.authority) }
-        let settings = ProxySettings(config: config)
+        let secret = try SessionSecret.load(config: config, logger: logger)
+        let table = SessionTable(maxEntries: config.maxSessions, longestWindow: config.longestWindow)
+        let enforcer = SessionEnforcer(config: config, store: table, deriver: SessionKeyDeriver(secret: secret),
+                                       clock: SystemSessionClock(), logger: logger)
+        self.table = table
+        let settings = ProxySettings(config: config, enforcer: enforcer)
         for text in config.listen {
             for address in try SocketAddress.resolve(text) {
                 listenFDs.append(try Socket.listen(on: address, reusePort: false))
@@ -36,8 +43,19 @@ public final class ProxyServer: @unchecked Sendable {
     public var boundPorts: [UInt16] { listenFDs.compactMap { Socket.localPort($0) } }
     public var threadCount: Int { workers.count }
 
-    /// Starts one thread per event loop.
+    /// Starts one thread per event loop, and the sweeper.
     public func start() {
+        let table = self.table
+        let logger = self.logger
+        Thread.start(name: "idlegate-sweeper") {
+            // Drops records no window can still need, a stripe at a time, once a minute.
+            let clock = SystemSessionClock()
+            while true {
+                sleep(60)
+                let dropped = table.sweep(now: clock.now())
+                if dropped > 0 { logger.debug("sweeper dropped \(dropped) session records; \(table.count) tracked") }
+            }
+        }
         for (i, w) in workers.enumerated() {
             let done = stopped
             w.onStopped = { done.signal() }

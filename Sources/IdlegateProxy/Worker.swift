@@ -13,8 +13,10 @@ final class ProxySettings: Sendable {
     let publicScheme: String
     let allowedUpgrades: Set<String>
     let router: Router
+    let enforcer: SessionEnforcer
 
-    init(config: Config) {
+    init(config: Config, enforcer: SessionEnforcer) {
+        self.enforcer = enforcer
         limits = config.limits
         timeouts = config.timeouts
         trustedProxies = config.trustedProxies
@@ -35,6 +37,7 @@ final class Worker: @unchecked Sendable {
     let settings: ProxySettings
     let pool: UpstreamPool
     let logger: Logger
+    private(set) var destroyer: OdooDestroyer!
     /// Where every read lands first; bytes are copied out only when they must wait.
     let scratch: UnsafeMutableRawBufferPointer
     /// Where a response's head and body bytes are gathered so that one write sends them.
@@ -52,6 +55,7 @@ final class Worker: @unchecked Sendable {
         pool = UpstreamPool(loop: loop, addresses: upstreams, maxIdle: poolSize, idleTimeout: settings.timeouts.upstreamIdle)
         scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
         staging.reserveCapacity(80 * 1024)
+        destroyer = OdooDestroyer(worker: self, addresses: upstreams[Router.main])
         loop.onTick = { [unowned self] now in self.tick(now) }
     }
 
@@ -86,7 +90,7 @@ final class Worker: @unchecked Sendable {
             last.registryIndex = i
         }
         c.registryIndex = -1
-        if draining && connections.isEmpty { finish() }
+        if draining && connections.isEmpty && destroyer.pending == 0 { finish() }
     }
 
     /// Checks deadlines. A scan of every connection, a few times a second: cheap next to the reads
@@ -99,8 +103,9 @@ final class Worker: @unchecked Sendable {
             if i < connections.count && connections[i] === c { i += 1 }
         }
         pool.prune(now: now)
+        destroyer.tick(now: now)
         for l in listeners where l.paused { l.resume() }
-        if draining && (connections.isEmpty || now >= drainDeadline) { finish() }
+        if draining && ((connections.isEmpty && destroyer.pending == 0) || now >= drainDeadline) { finish() }
     }
 
     /// Stops accepting; idle connections close now, busy ones after their current response.

@@ -1,0 +1,210 @@
+import IdlegateConfig
+import IdlegateHTTP
+import IdlegateIO
+import IdlegatePolicy
+import IdlegateSessions
+import Logging
+
+/// The session check of one request: what to forward, or what to answer instead.
+struct SessionDecision {
+    /// The forwarded Cookie header: nil to forward the client's as they are, `.some(nil)` for none.
+    var cookie: String?? = nil
+    /// Drop `X-Openerp-Session-Id` from the forwarded request.
+    var stripHeader = false
+    /// The forwarded target, when `?session_id=` was removed from it.
+    var target: String? = nil
+    /// Answer this instead of forwarding (an expired or refused session, enforce mode).
+    var answer: [UInt8]? = nil
+    /// The raw id to destroy in Odoo once the answer is out (enforce mode only; never stored).
+    var destroyID: String? = nil
+    /// The session's key (what logs and the destroy call name it by).
+    var key: SessionKey? = nil
+    /// The browser-facing scheme is https (for cookie hardening).
+    var https = false
+    /// The policy that applied, whose limits a session Odoo creates in the response starts with.
+    var limits = SessionLimits(idle: 15 * 60_000)
+    var tracking = true
+    /// The session a logout route ends, once Odoo has answered.
+    var logoutKey: SessionKey? = nil
+}
+
+/// Session enforcement, shared by every worker: the store, the key deriver, the policies. Decisions
+/// are pure functions of the request and the store; the only side effects are store updates and log
+/// lines (never with a raw id: sessions are named by their key).
+final class SessionEnforcer: Sendable {
+    let store: SessionStore
+    let deriver: SessionKeyDeriver
+    let clock: SessionClock
+    let policies: PolicySet
+    let routes: RouteClass.Table
+    let hardening: CookieHardening
+    let unknown: UnknownSessions
+    let legacy: LegacySessionSources
+    let rebuildCookies: Bool
+    let destroyInOdoo: Bool
+    let logger: Logger
+
+    init(config: Config, store: SessionStore, deriver: SessionKeyDeriver, clock: SessionClock, logger: Logger) {
+        self.store = store
+        self.deriver = deriver
+        self.clock = clock
+        policies = PolicySet(config: config)
+        routes = RouteClass.Table(config: config)
+        hardening = CookieHardening(settings: config.cookies)
+        unknown = UnknownSessions(rawValue: config.unknownSessions) ?? .adopt
+        legacy = config.legacySessionSources
+        rebuildCookies = config.cookies.rebuild
+        destroyInOdoo = config.destroyInOdoo
+        self.logger = logger
+    }
+
+    /// Decides one request. `client`: the address it is attributed to (trusted X-Forwarded-For, else
+    /// the peer); `https`: the browser-facing scheme; `isUpgrade`: a WebSocket handshake.
+    func decide(_ head: RequestHead, path: Substring, client: [UInt8], clientText: String, https: Bool, isUpgrade: Bool, keepAlive: Bool) -> SessionDecision {
+        var d = SessionDecision()
+        d.https = https
+        let fields = head.fields
+        let policy = policies.select(client: client, host: fields.first(.host), path: path)
+        d.limits = policy.limits
+        let cookie = SessionCookie(fields)
+
+        // Where the id comes from. Odoo ≤ 15 reads ?session_id=, then X-Openerp-Session-Id, then the
+        // cookie (the first non-empty one); 16+ the cookie only. Query and header never reach Odoo: in
+        // check mode the id they carried is checked and forwarded in the Cookie instead.
+        var id: [UInt8]? = cookie.value
+        var rebuild = cookie.needsRebuild
+        let queryID = Self.queryValue(head.target, "session_id")
+        let headerID = fields.first(.xOpenerpSessionID).map { Array($0.utf8) }
+        if queryID != nil { d.target = Self.removingQuery(head.target, "session_id") }
+        if headerID != nil { d.stripHeader = true }
+        if legacy == .check {
+            if let q = queryID, !q.isEmpty {
+                id = q
+                rebuild = true
+            } else if let h = headerID, !h.isEmpty {
+                id = h
+                rebuild = true
+            }
+        }
+        let valid = id.map { SessionIDShape.isValid($0) } ?? false
+        let idText = valid ? String(decoding: id!, as: UTF8.self) : nil
+        // The forwarded Cookie carries exactly the id checked, or none (cookie tossing). A check-mode id
+        // moved from the query or header is always rebuilt in, or its session would be lost.
+        if (rebuildCookies && (rebuild || (cookie.value != nil && !valid))) || (rebuild && legacy == .check && id != cookie.value) {
+            d.cookie = .some(SessionCookie.rebuild(fields, sessionID: idText))
+        }
+        guard policy.mode != .off else { d.tracking = false; return d }
+        guard let idText, let raw = id else { return d }  // anonymous, as Odoo would treat it
+
+        let key = deriver.key(for: raw[...])
+        d.key = key
+        let route = routes.classify(path)
+        let now = clock.now()
+        let verdict = store.check(key, now: now, limits: policy.limits, activity: route == .activity || route == .login, unknown: unknown)
+        if route == .logout { d.logoutKey = key }
+
+        let dead: Bool
+        switch verdict {
+        case .active, .adopted:
+            if case .adopted = verdict { logger.info("session \(key) first seen (adopted) from \(clientText), policy \(policy.name)") }
+            return d
+        case .expired(let idle, let reason, let window):
+            dead = true
+            let what = policy.mode == .enforce ? "expired" : "would_expire"
+            logger.notice("session \(key) \(what): \(reason.rawValue), idle \(idle / 1000)s, window \(window / 1000)s, policy \(policy.name), \(head.method) \(path) from \(clientText)")
+            if policy.mode == .audit {
+                store.start(key, now: now, limits: policy.limits)  // watched, not enforced: a fresh clock
+                return d
+            }
+            if destroyInOdoo { d.destroyID = idText }
+        case .ended:
+            dead = true
+            if policy.mode == .audit { store.start(key, now: now, limits: policy.limits); return d }
+        case .unknownRefused:
+            dead = true
+            logger.notice("session \(key) refused: unknown, policy \(policy.name), \(head.method) \(path) from \(clientText)")
+            if policy.mode == .audit { return d }
+            if destroyInOdoo { d.destroyID = idText }
+        }
+        guard dead else { return d }
+        // Login, sign-up, logout and static files are never refused (no login loops): the dead id is
+        // left out and Odoo starts a fresh anonymous session.
+        if route == .login || route == .staticFile || route == .logout {
+            d.cookie = .some(SessionCookie.rebuild(fields, sessionID: nil))
+            d.stripHeader = true
+            return d
+        }
+        let clear = hardening.clearSessionCookie(https: https)
+        d.answer = isUpgrade ? ExpiryResponse.refusedUpgrade(clearCookie: clear)
+                             : ExpiryResponse.bytes(for: head, clearCookie: clear, keepAlive: keepAlive)
+        return d
+    }
+
+    /// A Set-Cookie from Odoo: a new session_id starts a session (login rotates the id; anonymous
+    /// visitors get one too). Returns the hardened value, or nil to pass it unchanged.
+    func responseCookie(_ value: String, decision: SessionDecision) -> String? {
+        if decision.tracking, let sid = Self.setCookieSessionID(value) {
+            let key = deriver.key(for: sid[...])
+            store.start(key, now: clock.now(), limits: decision.limits)
+        }
+        return hardening.harden(value, https: decision.https)
+    }
+
+    /// The id a `Set-Cookie: session_id=…` hands out, if it is one (not a clearing, not malformed).
+    static func setCookieSessionID(_ value: String) -> [UInt8]? {
+        guard value.hasPrefix("session_id=") else { return nil }
+        let rest = value.utf8.dropFirst(11)
+        let id = Array(rest.prefix { $0 != UInt8(ascii: ";") })
+        guard SessionIDShape.isValid(id) else { return nil }
+        if value.lowercased().contains("max-age=0") { return nil }
+        return id
+    }
+
+    /// The value of query parameter `name` (the first), percent-decoded as werkzeug decodes query
+    /// strings (`%41` and `+`, names too), so that `?%73ession_id=` is no way around; nil when absent.
+    static func queryValue(_ target: String, _ name: String) -> [UInt8]? {
+        guard let q = target.utf8.firstIndex(of: UInt8(ascii: "?")) else { return nil }
+        for pair in target.utf8[target.utf8.index(after: q)...].split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
+            let kv = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
+            if percentDecode(kv[0]).elementsEqual(name.utf8) { return kv.count > 1 ? percentDecode(kv[1]) : [] }
+        }
+        return nil
+    }
+
+    /// The target without any parameter whose decoded name is `name`.
+    static func removingQuery(_ target: String, _ name: String) -> String {
+        guard let q = target.firstIndex(of: "?") else { return target }
+        let kept = target[target.index(after: q)...].split(separator: "&", omittingEmptySubsequences: false).filter { pair in
+            let key = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            return !percentDecode(key.utf8).elementsEqual(name.utf8)
+        }
+        return kept.isEmpty ? String(target[..<q]) : String(target[..<q]) + "?" + kept.joined(separator: "&")
+    }
+
+    static func percentDecode<C: Collection<UInt8>>(_ s: C) -> [UInt8] {
+        let b = Array(s)
+        var out: [UInt8] = []
+        out.reserveCapacity(b.count)
+        var i = 0
+        while i < b.count {
+            if b[i] == UInt8(ascii: "%"), i + 2 < b.count + 0, i + 2 <= b.count - 1,
+               let h = hexValue(b[i + 1]), let l = hexValue(b[i + 2]) {
+                out.append(h << 4 | l)
+                i += 3
+            } else {
+                out.append(b[i] == UInt8(ascii: "+") ? UInt8(ascii: " ") : b[i])
+                i += 1
+            }
+        }
+        return out
+    }
+
+    static func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+}
