@@ -167,6 +167,7 @@ extension Config {
     }
 
     static func mode(_ v: Any, _ key: String) throws(ConfigError) -> EnforcementMode {
+        if let b = v as? Bool, b == false { return .off }  // YAML 1.1 reads a bare `off` as false
         let s = try string(v, key)
         guard let m = EnforcementMode(rawValue: s) else { throw ConfigError(key, "\"\(s)\" is not enforce, audit or off") }
         return m

@@ -37,6 +37,8 @@ class Idlegate:
     def __init__(self, upstream, websocket_upstream=None, config="", extra=()):
         self.port = free_port()
         self.config_file = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+        if "key_file" not in config and "session_secret" not in config:
+            config = f"key_file: {self.config_file.name}.key\n" + config
         self.config_file.write(config)
         self.config_file.close()
         self.log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
@@ -69,6 +71,8 @@ class Idlegate:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         os.unlink(self.config_file.name)
+        if os.path.exists(self.config_file.name + ".key"):
+            os.unlink(self.config_file.name + ".key")
 
 
 @pytest.fixture

@@ -11,9 +11,16 @@ Every byte received is recorded, so a test can prove that a refused request reac
 import base64
 import hashlib
 import json
+import re
+import secrets
 import socket
 import threading
 import time
+from urllib.parse import parse_qs, quote
+
+from werkzeug.http import parse_cookie  # Odoo reads cookies with werkzeug: so does this fake
+
+SID_RE = re.compile(r"^[A-Za-z0-9_-]{84}$")  # Odoo 18 session ids
 
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -82,8 +89,11 @@ class Conn:
 
 
 class FakeOdoo:
-    def __init__(self, mode="threaded", port=0):
+    def __init__(self, mode="threaded", port=0, legacy=False):
         self.mode = mode
+        # Odoo 12-15 (and 16/17 before June 2024) also read ?session_id= and X-Openerp-Session-Id,
+        # before the cookie, and werkzeug 0.x took the last of duplicate cookies.
+        self.legacy = legacy
         self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.lsock.bind(("127.0.0.1", port))
@@ -91,6 +101,10 @@ class FakeOdoo:
         self.port = self.lsock.getsockname()[1]
         self.received = bytearray()
         self.requests = []
+        # Odoo's session store: sid -> {"uid": None or 2, "login": ...}; anonymous visitors get one too.
+        self.sessions = {}
+        # Which session each request was authenticated as (None: anonymous), in order.
+        self.authenticated = []
         self.connections = 0
         self.lock = threading.Lock()
         self.stopping = False
@@ -149,8 +163,83 @@ class FakeOdoo:
         conn.sock.sendall(self._head(status, list(headers), len(body)) + body)
         return True
 
+    # -- Odoo's session behaviour (shared/odoo/FACTS.md) ------------------------------------------
+
+    def new_session(self, uid=None, login=None):
+        sid = secrets.token_urlsafe(63)  # 84 URL-safe characters, as Odoo 18
+        with self.lock:
+            self.sessions[sid] = {"uid": uid, "login": login}
+        return sid
+
+    def login(self, login="admin"):
+        """A logged-in session made directly in the store (what a real login leaves behind)."""
+        return self.new_session(uid=2, login=login)
+
+    def session_of(self, req):
+        """The session id werkzeug would pick: several Cookie headers joined with a comma (as the WSGI
+        environ does), then the first session_id; a malformed or unknown id counts as none."""
+        cookie = ",".join(req.all("cookie"))
+        sid = parse_cookie(cookie).get("session_id") if cookie else None
+        if self.legacy:
+            query = parse_qs(req.target.split("?", 1)[1]) if "?" in req.target else {}
+            cookies = parse_cookie(cookie).getlist("session_id") if cookie else []
+            sid = (query.get("session_id") or [None])[0] or req.header("x-openerp-session-id") or (cookies[-1] if cookies else None)
+        if sid and SID_RE.match(sid) and sid in self.sessions:
+            return sid
+        return None
+
+    def _cookie(self, sid):
+        return ("Set-Cookie", f"session_id={sid}; Expires=Thu, 25 Nov 2027 08:05:46 GMT; Max-Age=604800; HttpOnly; Path=/")
+
+    def _odoo(self, conn, req, path):
+        sid = self.session_of(req)
+        uid = self.sessions.get(sid, {}).get("uid") if sid else None
+        with self.lock:
+            self.authenticated.append(sid if uid else None)
+        if path == "/web/login":
+            if req.method == "POST":
+                form = parse_qs(req.body.decode())
+                new = self.new_session(uid=2, login=form.get("login", ["?"])[0])  # login rotates the sid
+                if sid:
+                    self.sessions.pop(sid, None)
+                return self._send(conn, "303 SEE OTHER", b"", [("Location", "/odoo"), self._cookie(new)])
+            headers = [("Content-Type", "text/html; charset=utf-8")]
+            if not sid:
+                headers.append(self._cookie(self.new_session()))
+            return self._send(conn, "200 OK", b"<html><form>login</form></html>", headers)
+        if path == "/web/session/authenticate":
+            params = json.loads(req.body or b"{}").get("params", {})
+            new = self.new_session(uid=2, login=params.get("login"))
+            return self._send(conn, "200 OK", json.dumps({"jsonrpc": "2.0", "id": None, "result": {"uid": 2}}).encode(), [("Content-Type", "application/json"), self._cookie(new)])
+        if path == "/web/session/destroy":
+            if sid:
+                self.sessions.pop(sid, None)
+            return self._send(conn, "200 OK", b'{"jsonrpc": "2.0", "id": 1}')
+        if path == "/web/session/logout":
+            if sid:
+                self.sessions.pop(sid, None)
+            return self._send(conn, "303 SEE OTHER", b"", [("Location", "/odoo"), self._cookie(self.new_session()),
+                                                           ("Set-Cookie", "cids=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/")])
+        if req.method == "POST" and (req.header("content-type") or "").startswith("application/json"):
+            if path.startswith("/web/webclient/version_info"):  # auth="none"
+                return self._send(conn, "200 OK", b'{"jsonrpc": "2.0", "id": 1, "result": {"server_version": "18.0"}}')
+            if not uid:
+                return self._send(conn, "200 OK", json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": 100, "message": "Odoo Session Expired", "data": {"name": "odoo.http.SessionExpiredException"}}}).encode())
+            return self._send(conn, "200 OK", json.dumps({"jsonrpc": "2.0", "id": 1, "result": {"uid": uid, "sid": sid[:8]}}).encode())
+        if path.startswith("/odoo"):
+            if not uid:
+                return self._send(conn, "303 SEE OTHER", b"", [("Location", "/web/login?redirect=" + quote(req.target, safe=""))])
+            return self._send(conn, "200 OK", b"<html>web client</html>", [("Content-Type", "text/html")])
+        return None
+
+    ODOO_PATHS = ("/web/login", "/web/session/", "/web/dataset/", "/odoo", "/web/webclient/version_info", "/websocket/peek_notifications")
+
     def _answer(self, conn, req):
         path = req.path
+        if path.startswith(self.ODOO_PATHS) and not (path.startswith("/web/webclient/version_info") and req.method == "GET"):
+            handled = self._odoo(conn, req, path)
+            if handled is not None:
+                return handled
         q = dict(p.split("=", 1) for p in req.target.split("?", 1)[1].split("&")) if "?" in req.target else {}
         if path.startswith("/websocket"):
             return self._websocket(conn, req)
@@ -185,10 +274,6 @@ class FakeOdoo:
         if path == "/smuggle-response":
             conn.sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
             return False
-        if path == "/web/login":
-            return self._send(conn, "303 SEE OTHER", b"", [("Location", "/odoo"),
-                              ("Set-Cookie", "session_id=" + "A" * 84 + "; Expires=Thu, 25 Nov 2027 08:05:46 GMT; Max-Age=604800; HttpOnly; Path=/"),
-                              ("Set-Cookie", "cids=; Max-Age=0; Path=/")])
         # Anything else: a small JSON-RPC-like answer, as /web/dataset/call_kw gives.
         return self._send(conn, "200 OK", b'{"jsonrpc": "2.0", "id": 1, "result": []}')
 
