@@ -38,6 +38,15 @@ struct ConfigOptions: ParsableArguments {
     @Option(name: .customLong("log-level"), help: "debug, info, warning or error. (log_level)")
     var logLevel: String?
 
+    @Option(name: .customLong("idle-timeout"), help: "The default policy's idle window, like 90s or 15m. (idle_timeout)")
+    var idleTimeout: String?
+
+    @Option(name: .customLong("max-lifetime"), help: "The default policy's absolute lifetime, like 12h; 0 for none. (max_lifetime)")
+    var maxLifetime: String?
+
+    @Option(name: .long, help: "The default policy's mode: enforce, audit or off. (mode)")
+    var mode: String?
+
     /// The effective config: embedded defaults, then the file, then flags.
     func load() throws -> Config {
         var c = Config()
@@ -61,6 +70,18 @@ struct ConfigOptions: ParsableArguments {
         if let l = logLevel {
             guard ["debug", "info", "warning", "error"].contains(l) else { throw ValidationError("--log-level: \"\(l)\" is not debug, info, warning or error") }
             c.logLevel = l
+        }
+        if let t = idleTimeout {
+            guard let ms = Config.parseDuration(t), ms >= 1000 else { throw ValidationError("--idle-timeout: \"\(t)\" is not a duration of at least 1s (like 90s, 15m)") }
+            c.idleTimeout = ms
+        }
+        if let t = maxLifetime {
+            guard let ms = t == "0" ? 0 : Config.parseDuration(t) else { throw ValidationError("--max-lifetime: \"\(t)\" is not a duration (like 8h, 12h)") }
+            c.maxLifetime = ms
+        }
+        if let m = mode {
+            guard let v = EnforcementMode(rawValue: m) else { throw ValidationError("--mode: \"\(m)\" is not enforce, audit or off") }
+            c.mode = v
         }
         do { try c.validate() } catch { throw ValidationError("\(error)") }
         return c
@@ -123,6 +144,18 @@ struct Check: ParsableCommand {
         allowed_upgrades: [\(c.allowedUpgrades.joined(separator: ", "))]
         upstream_pool_size: \(c.upstreamPoolSize)
         log_level: \(c.logLevel)
+        mode: \(c.mode.rawValue)
+        idle_timeout: \(c.idleTimeout)ms
+        max_lifetime: \(c.maxLifetime)ms
+        unknown_sessions: \(c.unknownSessions)
+        legacy_session_sources: \(c.legacySessionSources.rawValue)
+        passive_paths: [\(c.passivePaths.joined(separator: ", "))]
+        policies:\(c.policies.isEmpty ? " []" : "")
+        \(c.policies.map { "  - \($0.name): mode \($0.mode.rawValue), idle \($0.idleTimeout)ms, max \($0.maxLifetime)ms, cidr [\($0.match.cidrs.map(\.description).joined(separator: ", "))], host [\($0.match.hosts.joined(separator: ", "))], path [\($0.match.paths.joined(separator: ", "))]" }.joined(separator: "\n"))
+        cookies: harden \(c.cookies.harden), rebuild \(c.cookies.rebuild), same_site \(c.cookies.sameSite), secure \(c.cookies.secure), session_only \(c.cookies.sessionOnly)
+        key_file: \(c.sessionSecret.isEmpty ? c.keyFile : "(session_secret given)")
+        max_sessions: \(c.maxSessions)
+        destroy_in_odoo: \(c.destroyInOdoo)
         limits:
           request_line: \(c.limits.requestLine)
           header_bytes: \(c.limits.headerBytes)
