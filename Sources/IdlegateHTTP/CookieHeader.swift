@@ -84,7 +84,9 @@ public enum CookieHeader {
             }
             let key = strip(b[p..<k])
             if !key.isEmpty {
-                let raw = header[(header.startIndex + p)..<(header.startIndex + max(rawEnd, p))]
+                var rawStart = p
+                while isSpace(b[rawStart]) { rawStart += 1 }  // the key is not empty: this stops
+                let raw = header[(header.startIndex + rawStart)..<(header.startIndex + max(rawEnd, rawStart))]
                 body(Entry(raw: raw, name: Array(key), value: unquote(b[valueRange])))
             }
             i = end

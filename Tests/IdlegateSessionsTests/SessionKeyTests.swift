@@ -1,0 +1,52 @@
+import Testing
+@testable import IdlegateSessions
+
+@Suite("Session keys")
+struct SessionKeyTests {
+    let deriver = SessionKeyDeriver(secret: Array(0..<32))
+    /// An Odoo 18 id from captures/ (dead, from a throw-away database).
+    let odoo18 = Array("bc0nPQyGPVEzjwdUfay0CrIH7OBGQGt-e1gAYwaKwFDQzK3sklQ7l5ax6QoOODSSp3_X6vX6NP1RYh2xCJto".utf8)
+
+    /// Reference values from Python's hmac module: HMAC-SHA256(key, id[:42]), first 128 bits.
+    @Test func matchesHMACSHA256() {
+        #expect(deriver.key(for: odoo18[...]).description == "a48e7587d2bea28f2f48b16ccbb6b6b5")
+        let hex = Array("0123456789abcdef0123456789abcdef01234567".utf8)
+        #expect(deriver.key(for: hex[...]).description == "e176b9acb1339ac15351852818be440e")
+    }
+
+    /// Odoo 19 rotates the id every 3 h keeping its first 42 characters: the key must not change.
+    @Test func survivesOdoo19Rotation() {
+        var rotated = odoo18
+        for i in 42..<rotated.count { rotated[i] = UInt8(ascii: "Z") }
+        #expect(deriver.key(for: rotated[...]) == deriver.key(for: odoo18[...]))
+        var other = odoo18
+        other[41] = UInt8(ascii: "Z")
+        #expect(deriver.key(for: other[...]) != deriver.key(for: odoo18[...]))
+    }
+
+    @Test func anotherSecretGivesOtherKeys() {
+        let d2 = SessionKeyDeriver(secret: Array(repeating: 7, count: 32))
+        #expect(d2.key(for: odoo18[...]) != deriver.key(for: odoo18[...]))
+    }
+
+    @Test(arguments: [
+        ("0123456789abcdef0123456789abcdef01234567", true),
+        ("0123456789ABCDEF0123456789abcdef01234567", false),  // 12-17 ids are lower-case
+        (String(repeating: "a", count: 84), true),
+        (String(repeating: "a", count: 86), true),
+        (String(repeating: "a", count: 83), false),
+        (String(repeating: "a", count: 87), false),
+        (String(repeating: "a", count: 83) + "=", false),
+        (String(repeating: "a", count: 83) + "%", false),
+        ("", false),
+    ])
+    func shapes(_ id: String, _ valid: Bool) {
+        #expect(SessionIDShape.isValid(Array(id.utf8)) == valid)
+    }
+
+    @Test func randomSecretsDiffer() throws {
+        let a = try #require(SessionKeyDeriver.randomSecret())
+        let b = try #require(SessionKeyDeriver.randomSecret())
+        #expect(a.count == 32 && a != b)
+    }
+}

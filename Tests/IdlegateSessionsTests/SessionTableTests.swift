@@ -1,0 +1,139 @@
+import Glibc
+import Testing
+@testable import IdlegateSessions
+
+@Suite("Session table")
+struct SessionTableTests {
+    let fifteen = SessionLimits(idle: 15 * 60_000)
+    let three = SessionLimits(idle: 3 * 60_000, maxLifetime: 8 * 3_600_000)
+
+    func key(_ n: UInt64) -> SessionKey { SessionKey(hi: n &* 0x9E37_79B9_7F4A_7C15, lo: n) }
+
+    @Test func lifecycle() {
+        let clock = ManualClock()
+        let t = SessionTable(longestWindow: 15 * 60_000)
+        let k = key(1)
+        #expect(t.check(k, now: clock.now(), limits: fifteen, activity: true, unknown: .adopt) == .adopted)
+        clock.advance(seconds: 600)
+        #expect(t.check(k, now: clock.now(), limits: fifteen, activity: true, unknown: .adopt) == .active(idleFor: 600_000))
+        clock.advance(seconds: 901)
+        #expect(t.check(k, now: clock.now(), limits: fifteen, activity: true, unknown: .adopt) == .expired(idleFor: 901_000, reason: .idle, window: 900_000))
+        // Replaying an expired id never revives it.
+        clock.advance(seconds: 1)
+        #expect(t.check(k, now: clock.now(), limits: fifteen, activity: true, unknown: .adopt) == .ended)
+        // A new login (Odoo hands out a new id) starts afresh.
+        t.start(k, now: clock.now(), limits: fifteen)
+        #expect(t.check(k, now: clock.now(), limits: fifteen, activity: true, unknown: .adopt) == .active(idleFor: 0))
+    }
+
+    @Test func passiveRequestsDoNotMoveTheClock() {
+        let clock = ManualClock()
+        let t = SessionTable(longestWindow: 900_000)
+        let k = key(2)
+        t.start(k, now: clock.now(), limits: fifteen)
+        for _ in 0..<14 {
+            clock.advance(seconds: 60)
+            #expect(t.check(k, now: clock.now(), limits: fifteen, activity: false, unknown: .adopt) != .ended)
+        }
+        clock.advance(seconds: 61)
+        if case .expired = t.check(k, now: clock.now(), limits: fifteen, activity: false, unknown: .adopt) {} else {
+            Issue.record("passive traffic kept the session alive")
+        }
+    }
+
+    @Test func windowShrinksNeverGrows() {
+        let clock = ManualClock()
+        let t = SessionTable(longestWindow: 900_000)
+        let k = key(3)
+        t.start(k, now: clock.now(), limits: fifteen)
+        _ = t.check(k, now: clock.now(), limits: three, activity: true, unknown: .adopt)  // a kiosk request
+        clock.advance(seconds: 200)
+        if case .expired(_, .idle, let window) = t.check(k, now: clock.now(), limits: fifteen, activity: true, unknown: .adopt) {
+            #expect(window == 180_000)
+        } else {
+            Issue.record("the kiosk's 3 min window did not stick")
+        }
+    }
+
+    @Test func absoluteLifetime() {
+        let clock = ManualClock()
+        let t = SessionTable(longestWindow: 8 * 3_600_000)
+        let k = key(4)
+        t.start(k, now: clock.now(), limits: three)
+        for _ in 0..<(8 * 60) {
+            clock.advance(seconds: 60)
+            _ = t.check(k, now: clock.now(), limits: three, activity: true, unknown: .adopt)
+        }
+        clock.advance(seconds: 60)
+        #expect(t.check(k, now: clock.now(), limits: three, activity: true, unknown: .adopt) == .expired(idleFor: 60_000, reason: .lifetime, window: 28_800_000))
+        #expect(t.record(k)?.isEnded == true)
+    }
+
+    @Test func unknownRejected() {
+        let t = SessionTable(longestWindow: 900_000)
+        #expect(t.check(key(5), now: 0, limits: fifteen, activity: true, unknown: .reject) == .unknownRefused)
+        #expect(t.count == 0)
+    }
+
+    @Test func logoutEnds() {
+        let t = SessionTable(longestWindow: 900_000)
+        t.start(key(6), now: 0, limits: fifteen)
+        t.end(key(6), now: 10)
+        #expect(t.check(key(6), now: 20, limits: fifteen, activity: true, unknown: .adopt) == .ended)
+    }
+
+    @Test func sweeperKeepsMemoryBounded() {
+        let clock = ManualClock()
+        let t = SessionTable(longestWindow: 900_000, tombstone: 3_600_000)
+        for n in 0..<1000 { t.start(key(UInt64(n)), now: clock.now(), limits: fifteen) }
+        t.end(key(0), now: clock.now())
+        clock.advance(seconds: 3599)
+        #expect(t.sweep(now: clock.now()) == 0)
+        clock.advance(seconds: 2)
+        #expect(t.sweep(now: clock.now()) == 1)    // the logged-out id, past its tombstone
+        clock.advance(seconds: 900 - 2)
+        #expect(t.sweep(now: clock.now()) == 0)
+        clock.advance(seconds: 2)
+        #expect(t.sweep(now: clock.now()) == 999)  // idle past every window
+        #expect(t.count == 0)
+    }
+
+    @Test func evictionDropsTheLongestIdleFirst() {
+        let clock = ManualClock()
+        let t = SessionTable(stripes: 1, maxEntries: 64, longestWindow: 900_000)
+        for n in 0..<64 {
+            t.start(key(UInt64(n)), now: clock.now(), limits: fifteen)
+            clock.advance(millis: 10)
+        }
+        t.start(key(1000), now: clock.now(), limits: fifteen)
+        #expect(t.count <= 64)
+        #expect(t.record(key(0)) == nil)        // the oldest went
+        #expect(t.record(key(63)) != nil)       // the freshest stayed
+        #expect(t.record(key(1000)) != nil)
+    }
+
+    @Test func recordsAreSmall() {
+        #expect(MemoryLayout<SessionRecord>.stride <= 32)
+    }
+
+    /// Many threads touching overlapping sessions: every touch lands, nothing is lost or torn.
+    @Test func concurrentTouches() async {
+        let t = SessionTable(stripes: 16, longestWindow: 900_000)
+        let keys = (0..<512).map { key(UInt64($0)) }
+        for k in keys { t.start(k, now: 0, limits: fifteen) }
+        await withTaskGroup(of: Void.self) { group in
+            for worker in 0..<8 {
+                group.addTask {
+                    for round in 1...2000 {
+                        let k = keys[(round * 7 + worker * 13) % keys.count]
+                        let v = t.check(k, now: Int64(round), limits: fifteen, activity: true, unknown: .adopt)
+                        if case .active = v {} else { Issue.record("unexpected \(v)") }
+                    }
+                }
+            }
+        }
+        #expect(t.count == 512)
+        let latest = keys.map { t.record($0)!.lastActive }.max()
+        #expect(latest == 2000)
+    }
+}
