@@ -16,44 +16,58 @@ public enum CookieHeader {
         public var isCanonical: Bool { raw.elementsEqual(name + [UInt8(ascii: "=")] + value) }
     }
 
+    /// One cookie as byte ranges of the header: found without allocating.
+    struct Span {
+        /// `name=value` as written (leading whitespace dropped).
+        var raw: Range<Int>
+        /// The name, whitespace stripped.
+        var name: Range<Int>
+        /// The value as written (quotes included when quoted).
+        var value: Range<Int>
+        var quoted: Bool
+    }
+
     /// The cookies of one header value, in order, as werkzeug's parser yields them (empty keys skipped).
     public static func entries(_ header: ArraySlice<UInt8>) -> [Entry] {
         var out: [Entry] = []
-        forEachEntry(header) { out.append($0) }
+        forEachSpan(header) { sp in
+            out.append(Entry(raw: header[sp.raw], name: Array(header[sp.name]), value: sp.quoted ? unquote(header[sp.value]) : Array(header[sp.value])))
+        }
         return out
     }
 
-    static func forEachEntry(_ header: ArraySlice<UInt8>, _ body: (Entry) -> Void) {
-        var b = Array(header)
-        let n = b.count
-        b.append(UInt8(ascii: ";"))
+    /// werkzeug's search loop over `header + ";"`, without copying: an index at the end reads as `;`.
+    static func forEachSpan(_ header: ArraySlice<UInt8>, _ body: (Span) -> Void) {
+        let start = header.startIndex
+        let n = header.endIndex
         let semicolon = UInt8(ascii: ";"), equals = UInt8(ascii: "="), quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\")
-        var i = 0
+        @inline(__always) func at(_ i: Int) -> UInt8 { i < n ? header[i] : semicolon }
+        var i = start
         while i < n {
             // re.search: the first position where a key can start.
             var p = i
-            while p < n && (b[p] == equals || b[p] == semicolon) { p += 1 }
+            while p < n && (header[p] == equals || header[p] == semicolon) { p += 1 }
             if p >= n { break }
             var k = p
-            while b[k] != equals && b[k] != semicolon { k += 1 }  // key: [^=;]+ (the appended ; stops it)
-            var valueRange = k..<k
-            var end: Int
+            while at(k) != equals && at(k) != semicolon { k += 1 }  // key: [^=;]+
+            var value = k..<k
+            var quoted = false
             var rawEnd = k
-            if b[k] == semicolon {
+            var end: Int
+            if at(k) == semicolon {
                 end = k + 1
             } else {
                 var j = k + 1
-                while j < n && isSpace(b[j]) { j += 1 }
-                var matchedQuoted = false
+                while j < n && isSpace(header[j]) { j += 1 }
                 end = 0
-                if b[j] == quote {
+                if at(j) == quote {
                     // "(?:[^\\"]|\\.)*" then \s*;
                     var q = j + 1
                     var closed = -1
                     while q < n {
-                        if b[q] == backslash {
+                        if header[q] == backslash {
                             if q + 1 < n { q += 2 } else { break }
-                        } else if b[q] == quote {
+                        } else if header[q] == quote {
                             closed = q
                             break
                         } else {
@@ -62,47 +76,45 @@ public enum CookieHeader {
                     }
                     if closed >= 0 {
                         var after = closed + 1
-                        while isSpace(b[after]) { after += 1 }
-                        if b[after] == semicolon {
-                            valueRange = j..<(closed + 1)
+                        while after < n && isSpace(header[after]) { after += 1 }
+                        if at(after) == semicolon {
+                            value = j..<(closed + 1)
+                            quoted = closed > j
                             rawEnd = closed + 1
                             end = after + 1
-                            matchedQuoted = true
                         }
                     }
                 }
-                if !matchedQuoted {
+                if end == 0 {
                     // .*? then \s*; : up to the first ;, less the whitespace before it.
                     var t = j
-                    while b[t] != semicolon { t += 1 }
+                    while at(t) != semicolon { t += 1 }
                     var m = t
-                    while m > j && isSpace(b[m - 1]) { m -= 1 }
-                    valueRange = j..<m
+                    while m > j && isSpace(header[m - 1]) { m -= 1 }
+                    value = j..<m
                     rawEnd = m
                     end = t + 1
                 }
             }
-            let key = strip(b[p..<k])
-            if !key.isEmpty {
-                var rawStart = p
-                while isSpace(b[rawStart]) { rawStart += 1 }  // the key is not empty: this stops
-                let raw = header[(header.startIndex + rawStart)..<(header.startIndex + max(rawEnd, rawStart))]
-                body(Entry(raw: raw, name: Array(key), value: unquote(b[valueRange])))
+            var k0 = p, k1 = k
+            while k0 < k1 && isSpace(header[k0]) { k0 += 1 }
+            while k1 > k0 && isSpace(header[k1 - 1]) { k1 -= 1 }
+            if k1 > k0 {
+                body(Span(raw: k0..<max(rawEnd, k0), name: k0..<k1, value: value, quoted: quoted))
             }
             i = end
         }
     }
 
+    static let sessionName = Array("session_id".utf8)
+
+    static func isSessionName(_ header: ArraySlice<UInt8>, _ r: Range<Int>) -> Bool {
+        r.count == 10 && header[r].elementsEqual(sessionName)
+    }
+
     /// Python's bytes `\s`: space, \t, \n, \r, \v, \f.
     @inline(__always) static func isSpace(_ c: UInt8) -> Bool {
         c == 0x20 || (c >= 0x09 && c <= 0x0D)
-    }
-
-    static func strip(_ s: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
-        var s = s
-        while let f = s.first, isSpace(f) { s = s.dropFirst() }
-        while let l = s.last, isSpace(l) { s = s.dropLast() }
-        return s
     }
 
     /// werkzeug's `_cookie_unquote`: strip the quotes, then `\NNN` (octal 000–377) becomes that byte
@@ -140,7 +152,7 @@ public struct SessionCookie: Sendable, Equatable {
     /// unusual spelling: several session_id entries, a quoted/escaped/padded one, several Cookie headers.
     public let needsRebuild: Bool
 
-    /// Reads every Cookie field of `fields`. Cheap when there is a single canonical session_id.
+    /// Reads every Cookie field of `fields`, allocating only for the id it returns.
     public init(_ fields: HTTPFields) {
         var first: [UInt8]? = nil
         var count = 0
@@ -148,11 +160,15 @@ public struct SessionCookie: Sendable, Equatable {
         var headers = 0
         for i in 0..<fields.count where fields.known(at: i) == .cookie {
             headers += 1
-            CookieHeader.forEachEntry(fields.valueBytes(at: i)) { e in
-                guard e.name.elementsEqual("session_id".utf8) else { return }
+            let header = fields.valueBytes(at: i)
+            CookieHeader.forEachSpan(header) { sp in
+                guard CookieHeader.isSessionName(header, sp.name) else { return }
                 count += 1
-                if first == nil { first = e.value }
-                if !e.isCanonical { unusual = true }
+                if first == nil { first = sp.quoted ? CookieHeader.unquote(header[sp.value]) : Array(header[sp.value]) }
+                // Canonical: exactly `session_id=value`, unquoted.
+                if sp.quoted || sp.name.lowerBound != sp.raw.lowerBound || sp.value.lowerBound != sp.name.upperBound + 1 || sp.value.upperBound != sp.raw.upperBound {
+                    unusual = true
+                }
             }
         }
         value = first
@@ -165,8 +181,9 @@ public struct SessionCookie: Sendable, Equatable {
     public static func rebuild(_ fields: HTTPFields, sessionID id: String?) -> String? {
         var parts: [String] = []
         for i in 0..<fields.count where fields.known(at: i) == .cookie {
-            CookieHeader.forEachEntry(fields.valueBytes(at: i)) { e in
-                if !e.name.elementsEqual("session_id".utf8) { parts.append(String(decoding: e.raw, as: UTF8.self)) }
+            let header = fields.valueBytes(at: i)
+            CookieHeader.forEachSpan(header) { sp in
+                if !CookieHeader.isSessionName(header, sp.name) { parts.append(String(decoding: header[sp.raw], as: UTF8.self)) }
             }
         }
         if let id { parts.append("session_id=" + id) }

@@ -14,11 +14,14 @@ public struct PolicySet: Sendable {
 
     public let policies: [Policy]
     public let fallback: Policy
+    /// Whether any policy looks at the Host header (otherwise it is not even read).
+    public let needsHost: Bool
 
     public init(config: Config) {
         policies = config.policies.enumerated().map { i, p in
             Policy(index: i, name: p.name, mode: p.mode, limits: SessionLimits(idle: p.idleTimeout, maxLifetime: p.maxLifetime), match: p.match)
         }
+        needsHost = config.policies.contains { !$0.match.hosts.isEmpty }
         let d = config.defaultPolicy
         fallback = Policy(index: policies.count, name: d.name, mode: d.mode, limits: SessionLimits(idle: d.idleTimeout, maxLifetime: d.maxLifetime), match: PolicyMatch())
     }

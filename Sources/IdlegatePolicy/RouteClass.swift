@@ -14,18 +14,52 @@ public enum RouteClass: Sendable, Equatable {
     case logout
 
     public struct Table: Sendable {
-        let passive: [String]
+        let login: [[UInt8]]
+        let logout: [[UInt8]]
+        let passive: [[UInt8]]
 
-        public init(config: Config) { passive = config.passivePaths }
+        public init(config: Config) {
+            login = Config.loginPaths.map { Array($0.utf8) }
+            logout = Config.logoutPaths.map { Array($0.utf8) }
+            passive = config.passivePaths.map { Array($0.utf8) }
+        }
 
         public func classify(_ path: Substring) -> RouteClass {
-            if Config.loginPaths.contains(where: { RouteClass.hasPathPrefix(path, $0) }) { return .login }
-            if Config.logoutPaths.contains(where: { RouteClass.hasPathPrefix(path, $0) }) { return .logout }
-            if RouteClass.isStatic(path) { return .staticFile }
-            if passive.contains(where: { RouteClass.hasPathPrefix(path, $0) }) { return .passive }
-            return .activity
+            var path = path
+            return path.withUTF8 { p in
+                let p = UnsafeRawBufferPointer(p)
+                if login.contains(where: { RouteClass.hasPathPrefix(p, $0) }) { return .login }
+                if logout.contains(where: { RouteClass.hasPathPrefix(p, $0) }) { return .logout }
+                if RouteClass.isStatic(p) { return .staticFile }
+                if passive.contains(where: { RouteClass.hasPathPrefix(p, $0) }) { return .passive }
+                return .activity
+            }
         }
     }
+
+    /// Byte-level `hasPathPrefix`.
+    static func hasPathPrefix(_ path: UnsafeRawBufferPointer, _ prefix: [UInt8]) -> Bool {
+        guard path.count >= prefix.count else { return false }
+        var i = 0
+        while i < prefix.count {
+            if path[i] != prefix[i] { return false }
+            i += 1
+        }
+        return path.count == prefix.count || prefix.last == UInt8(ascii: "/") || path[prefix.count] == UInt8(ascii: "/")
+    }
+
+    /// `/web/assets/…` or `/<module>/static/…`.
+    static func isStatic(_ p: UnsafeRawBufferPointer) -> Bool {
+        if hasPathPrefix(p, webAssets) { return true }
+        guard p.count > 1, p[0] == UInt8(ascii: "/") else { return false }
+        var i = 1
+        while i < p.count && p[i] != UInt8(ascii: "/") { i += 1 }
+        guard i > 1, i + 8 <= p.count else { return false }
+        return p[(i + 1)..<(i + 8)].elementsEqual(staticSlash)
+    }
+
+    static let webAssets = Array("/web/assets/".utf8)
+    static let staticSlash = Array("static/".utf8)
 
     /// `/web/static/…`, `/<module>/static/…`, `/web/assets/…`: files no session decision may block.
     static func isStatic(_ path: Substring) -> Bool {

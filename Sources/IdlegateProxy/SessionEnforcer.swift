@@ -64,7 +64,8 @@ final class SessionEnforcer: Sendable {
         var d = SessionDecision()
         d.https = https
         let fields = head.fields
-        let policy = policies.select(client: client, host: fields.first(.host), path: path)
+        let policy = policies.policies.isEmpty ? policies.fallback
+            : policies.select(client: client, host: policies.needsHost ? fields.first(.host) : nil, path: path)
         d.limits = policy.limits
         let cookie = SessionCookie(fields)
 
@@ -73,7 +74,7 @@ final class SessionEnforcer: Sendable {
         // check mode the id they carried is checked and forwarded in the Cookie instead.
         var id: [UInt8]? = cookie.value
         var rebuild = cookie.needsRebuild
-        let queryID = Self.queryValue(head.target, "session_id")
+        let queryID = head.target.utf8.contains(UInt8(ascii: "?")) ? Self.queryValue(head.target, "session_id") : nil
         let headerID = fields.first(.xOpenerpSessionID).map { Array($0.utf8) }
         if queryID != nil { d.target = Self.removingQuery(head.target, "session_id") }
         if headerID != nil { d.stripHeader = true }
@@ -87,14 +88,14 @@ final class SessionEnforcer: Sendable {
             }
         }
         let valid = id.map { SessionIDShape.isValid($0) } ?? false
-        let idText = valid ? String(decoding: id!, as: UTF8.self) : nil
+        var idText: String? { valid ? String(decoding: id!, as: UTF8.self) : nil }  // made only when needed
         // The forwarded Cookie carries exactly the id checked, or none (cookie tossing). A check-mode id
         // moved from the query or header is always rebuilt in, or its session would be lost.
         if (rebuildCookies && (rebuild || (cookie.value != nil && !valid))) || (rebuild && legacy == .check && id != cookie.value) {
             d.cookie = .some(SessionCookie.rebuild(fields, sessionID: idText))
         }
         guard policy.mode != .off else { d.tracking = false; return d }
-        guard let idText, let raw = id else { return d }  // anonymous, as Odoo would treat it
+        guard valid, let raw = id else { return d }  // anonymous, as Odoo would treat it
 
         let key = deriver.key(for: raw[...])
         d.key = key
@@ -116,7 +117,7 @@ final class SessionEnforcer: Sendable {
                 store.start(key, now: now, limits: policy.limits)  // watched, not enforced: a fresh clock
                 return d
             }
-            if destroyInOdoo { d.destroyID = idText }
+            if destroyInOdoo { d.destroyID = String(decoding: raw, as: UTF8.self) }
         case .ended:
             dead = true
             if policy.mode == .audit { store.start(key, now: now, limits: policy.limits); return d }
@@ -124,7 +125,7 @@ final class SessionEnforcer: Sendable {
             dead = true
             logger.notice("session \(key) refused: unknown, policy \(policy.name), \(head.method) \(path) from \(clientText)")
             if policy.mode == .audit { return d }
-            if destroyInOdoo { d.destroyID = idText }
+            if destroyInOdoo { d.destroyID = String(decoding: raw, as: UTF8.self) }
         }
         guard dead else { return d }
         // Login, sign-up, logout and static files are never refused (no login loops): the dead id is

@@ -30,14 +30,20 @@ public struct SessionKey: Hashable, Sendable, CustomStringConvertible {
 /// Whether a cookie value has the shape of an Odoo session id: 40 lower-case hex (Odoo 12–17), or
 /// 84–86 URL-safe base64 characters (18, 19, master). Anything else Odoo ignores, and so does idlegate.
 public enum SessionIDShape {
-    public static func isValid(_ id: some Collection<UInt8>) -> Bool {
+    public static func isValid(_ id: [UInt8]) -> Bool {
+        id.withUnsafeBufferPointer { isValid($0) }
+    }
+
+    public static func isValid(_ id: UnsafeBufferPointer<UInt8>) -> Bool {
         switch id.count {
         case 40:
-            return id.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }
+            for c in id where !((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66)) { return false }
+            return true
         case 84...86:
-            return id.allSatisfy {
-                ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2D || $0 == 0x5F
+            for c in id where !((c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2D || c == 0x5F) {
+                return false
             }
+            return true
         default:
             return false
         }
@@ -78,17 +84,19 @@ public final class SessionKeyDeriver: Sendable {
         let part = SessionKey.stablePart(of: id)
         var i = inner
         var o = outer
-        var mid = [UInt8](repeating: 0, count: 32)
-        var digest = [UInt8](repeating: 0, count: 32)
-        part.withUnsafeBytes { _ = SHA256_Update(&i, $0.baseAddress, $0.count) }
-        SHA256_Final(&mid, &i)
-        SHA256_Update(&o, mid, 32)
-        SHA256_Final(&digest, &o)
-        var hi: UInt64 = 0
-        var lo: UInt64 = 0
-        for k in 0..<8 { hi = hi << 8 | UInt64(digest[k]) }
-        for k in 8..<16 { lo = lo << 8 | UInt64(digest[k]) }
-        return SessionKey(hi: hi, lo: lo)
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { buf in
+            let mid = buf.baseAddress!
+            let digest = mid + 32
+            part.withUnsafeBytes { _ = SHA256_Update(&i, $0.baseAddress, $0.count) }
+            SHA256_Final(mid, &i)
+            SHA256_Update(&o, mid, 32)
+            SHA256_Final(digest, &o)
+            var hi: UInt64 = 0
+            var lo: UInt64 = 0
+            for k in 0..<8 { hi = hi << 8 | UInt64(digest[k]) }
+            for k in 8..<16 { lo = lo << 8 | UInt64(digest[k]) }
+            return SessionKey(hi: hi, lo: lo)
+        }
     }
 
     /// Fresh random bytes from OpenSSL's CSPRNG.
