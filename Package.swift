@@ -46,6 +46,8 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // The session table's own benchmark (touches/s, bytes per session).
+        .executableTarget(name: "table-bench", dependencies: ["IdlegateSessions"], path: "Benchmarks/TableBench"),
         .testTarget(name: "IdlegateHTTPTests", dependencies: ["IdlegateHTTP"]),
         .testTarget(name: "IdlegateConfigTests", dependencies: ["IdlegateConfig"]),
         .testTarget(name: "IdlegateSessionsTests", dependencies: ["IdlegateSessions"]),

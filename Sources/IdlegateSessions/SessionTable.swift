@@ -8,11 +8,11 @@ public final class SessionTable: SessionStore, @unchecked Sendable {
     /// cache line.
     final class Stripe {
         var lock = pthread_mutex_t()
-        var map: [SessionKey: SessionRecord] = [:]
+        var map = SlotMap()
         init() { pthread_mutex_init(&lock, nil) }
         deinit { pthread_mutex_destroy(&lock) }
 
-        @inline(__always) func withLock<R>(_ body: (inout [SessionKey: SessionRecord]) -> R) -> R {
+        @inline(__always) func withLock<R>(_ body: (inout SlotMap) -> R) -> R {
             pthread_mutex_lock(&lock)
             defer { pthread_mutex_unlock(&lock) }
             return body(&map)
@@ -48,23 +48,23 @@ public final class SessionTable: SessionStore, @unchecked Sendable {
     public func check(_ key: SessionKey, now: Int64, limits: SessionLimits, activity: Bool, unknown: UnknownSessions) -> SessionVerdict {
         let perStripe = self.perStripe
         return stripe(key).withLock { map in
-            guard var r = map[key] else {
+            guard let slot = map.find(key) else {
                 if unknown == .reject { return .unknownRefused }
                 Self.makeRoomLocked(&map, perStripe: perStripe)
-                map[key] = SessionRecord(started: now, lastActive: now, limits: limits)
+                map.insert(key, SessionRecord(started: now, lastActive: now, limits: limits))
                 return .adopted
             }
-            if r.isEnded { return .ended }
-            r.tighten(limits)
-            let gap = now - r.lastActive
-            if let reason = r.expiry(at: now) {
-                r.endedAt = now
-                map[key] = r
-                return .expired(idleFor: gap, reason: reason, window: reason == .idle ? r.idle.millis : r.maxLifetime.millis)
+            return map.update(at: slot) { r in
+                if r.isEnded { return .ended }
+                r.tighten(limits)
+                let gap = now - r.lastActive
+                if let reason = r.expiry(at: now) {
+                    r.endedAt = now
+                    return .expired(idleFor: gap, reason: reason, window: reason == .idle ? r.idle.millis : r.maxLifetime.millis)
+                }
+                if activity && gap > 0 { r.lastActive = now }  // a touch writes one timestamp
+                return .active(idleFor: max(0, gap))
             }
-            if activity && gap > 0 { r.lastActive = now }
-            map[key] = r
-            return .active(idleFor: max(0, gap))
         }
     }
 
@@ -82,20 +82,19 @@ public final class SessionTable: SessionStore, @unchecked Sendable {
     public func start(_ key: SessionKey, now: Int64, limits: SessionLimits) {
         let perStripe = self.perStripe
         stripe(key).withLock { map in
-            if map[key] == nil { Self.makeRoomLocked(&map, perStripe: perStripe) }
-            map[key] = SessionRecord(started: now, lastActive: now, limits: limits)
+            if map.find(key) == nil { Self.makeRoomLocked(&map, perStripe: perStripe) }
+            map.insert(key, SessionRecord(started: now, lastActive: now, limits: limits))
         }
     }
 
     public func end(_ key: SessionKey, now: Int64) {
         stripe(key).withLock { map in
-            if var r = map[key] {
-                if !r.isEnded { r.endedAt = now }
-                map[key] = r
+            if let slot = map.find(key) {
+                map.update(at: slot) { r in if !r.isEnded { r.endedAt = now } }
             } else {
                 var r = SessionRecord(started: now, lastActive: now, limits: SessionLimits(idle: 0))
                 r.endedAt = now
-                map[key] = r
+                map.insert(key, r)
             }
         }
     }
@@ -105,11 +104,7 @@ public final class SessionTable: SessionStore, @unchecked Sendable {
         let longest = longestWindow, tombstone = self.tombstone
         for s in stripes {
             dropped += s.withLock { map in
-                let before = map.count
-                map = map.filter { _, r in
-                    r.isEnded ? now - r.endedAt < tombstone : now - r.lastActive <= longest + tombstone
-                }
-                return before - map.count
+                map.filter { r in r.isEnded ? now - r.endedAt < tombstone : now - r.lastActive <= longest + tombstone }
             }
         }
         return dropped
@@ -126,9 +121,9 @@ public final class SessionTable: SessionStore, @unchecked Sendable {
 
     /// A full stripe drops its longest-idle eighth before a new record goes in. Called with the
     /// stripe's lock held.
-    private static func makeRoomLocked(_ map: inout [SessionKey: SessionRecord], perStripe: Int) {
+    private static func makeRoomLocked(_ map: inout SlotMap, perStripe: Int) {
         guard map.count >= perStripe else { return }
-        let victims = map.sorted { $0.value.lastActive < $1.value.lastActive }.prefix(max(1, perStripe / 8))
-        for (k, _) in victims { map.removeValue(forKey: k) }
+        let victims = map.entries.sorted { $0.1.lastActive < $1.1.lastActive }.prefix(max(1, perStripe / 8))
+        for (k, _) in victims { map.remove(k) }
     }
 }

@@ -7,7 +7,7 @@ struct SessionTableTests {
     let fifteen = SessionLimits(idle: 15 * 60_000)
     let three = SessionLimits(idle: 3 * 60_000, maxLifetime: 8 * 3_600_000)
 
-    func key(_ n: UInt64) -> SessionKey { SessionKey(hi: n &* 0x9E37_79B9_7F4A_7C15, lo: n) }
+    func key(_ n: UInt64) -> SessionKey { SessionKey(hi: (n + 1) &* 0x9E37_79B9_7F4A_7C15, lo: n + 1) }
 
     @Test func lifecycle() {
         let clock = ManualClock()
@@ -135,5 +135,34 @@ struct SessionTableTests {
         #expect(t.count == 512)
         let latest = keys.map { t.record($0)!.lastActive }.max()
         #expect(latest == 2000)
+    }
+}
+
+@Suite("Slot map")
+struct SlotMapTests {
+    /// Keys that all want the same home slot: removal must shift the run back so every other key is
+    /// still found (regression guard for backward-shift deletion).
+    @Test func removalInACollisionRun() {
+        var m = SlotMap()
+        let keys = (1...10).map { SessionKey(hi: 5, lo: UInt64($0)) }
+        let r = SessionRecord(started: 1, lastActive: 1, limits: SessionLimits(idle: 1000))
+        for k in keys { m.insert(k, r) }
+        m.remove(keys[3])
+        m.remove(keys[0])
+        #expect(m.count == 8)
+        for (i, k) in keys.enumerated() { #expect((m[k] != nil) == (i != 0 && i != 3)) }
+        m.insert(SessionKey(hi: 6, lo: 1), r)
+        #expect(m[SessionKey(hi: 6, lo: 1)] != nil)
+    }
+
+    @Test func growsAndFilters() {
+        var m = SlotMap()
+        let r = SessionRecord(started: 1, lastActive: 1, limits: SessionLimits(idle: 1000))
+        for n in 1...1000 { m.insert(SessionKey(hi: UInt64(n) &* 0x9E37_79B9_7F4A_7C15, lo: UInt64(n)), SessionRecord(started: 0, lastActive: Int64(n), limits: SessionLimits(idle: 1000))) }
+        #expect(m.count == 1000)
+        #expect(m.filter { $0.lastActive > 500 } == 500)
+        #expect(m[SessionKey(hi: 900 &* 0x9E37_79B9_7F4A_7C15, lo: 900)] != nil)
+        #expect(m[SessionKey(hi: 100 &* 0x9E37_79B9_7F4A_7C15, lo: 100)] == nil)
+        _ = r
     }
 }
