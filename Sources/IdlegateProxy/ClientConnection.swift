@@ -46,6 +46,10 @@ final class ClientConnection: EventHandler {
     private var exchange: Exchange?
     private var closeAfterResponse = false
     private var lingerBytes = 0
+    /// Frame boundaries of the server→client side of a WebSocket tunnel, and whether a 4001 close is
+    /// waiting for the next one.
+    private var serverFrames = WebSocketFrames()
+    private var closeTunnelAtBoundary = false
 
     private var now: Int64 { worker.loop.now }
 
@@ -480,6 +484,7 @@ final class ClientConnection: EventHandler {
         }
         if x.switchToTunnel {
             worker.staging.append(contentsOf: rest)  // the first WebSocket frames, if any came along
+            serverFrames.feed(rest)
             return
         }
         guard var body = x.responseBody else { return }
@@ -683,7 +688,14 @@ final class ClientConnection: EventHandler {
         if !client.hasQueuedOutput {
             switch up.channel.read(into: worker.scratch) {
             case .bytes(let n):
-                client.write(UnsafeRawBufferPointer(rebasing: worker.scratch[0..<n]))
+                let bytes = UnsafeRawBufferPointer(rebasing: worker.scratch[0..<n])
+                if closeTunnelAtBoundary, let end = serverFrames.feed(bytes, stopAtBoundary: true) {
+                    client.write(UnsafeRawBufferPointer(rebasing: bytes[0..<end]))
+                    sendSessionExpiredClose()
+                    return true
+                }
+                if !closeTunnelAtBoundary { serverFrames.feed(bytes) }
+                client.write(bytes)
                 progressed = true
             case .eof, .failed:
                 up.close()
@@ -697,6 +709,26 @@ final class ClientConnection: EventHandler {
         }
         if progressed { setDeadline(.tunnel, settings.timeouts.tunnelIdle) }
         return progressed
+    }
+
+    /// Called on every tick: a tunnel whose session expired (its HTTP requests stopped; WebSocket
+    /// frames never count) gets Odoo's close code 4001, SESSION_EXPIRED, between two frames.
+    func checkTunnel() {
+        guard state == .tunnel, !closeTunnelAtBoundary, let x = exchange, x.session.enforce, let key = x.session.key else { return }
+        guard settings.enforcer.tunnelSessionEnded(key, limits: x.session.limits) else { return }
+        closeTunnelAtBoundary = true
+        if serverFrames.atBoundary {
+            sendSessionExpiredClose()
+            drive()
+        }
+    }
+
+    private func sendSessionExpiredClose() {
+        client.write(WebSocketFrames.closeFrame(code: 4001, reason: "session expired"))
+        exchange?.upstream?.close()
+        exchange?.upstream = nil
+        exchange = nil
+        state = .closing
     }
 
     // MARK: closing

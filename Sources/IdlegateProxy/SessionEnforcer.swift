@@ -24,6 +24,8 @@ struct SessionDecision {
     /// The policy that applied, whose limits a session Odoo creates in the response starts with.
     var limits = SessionLimits(idle: 15 * 60_000)
     var tracking = true
+    /// The policy enforces (rather than audits): an open tunnel is closed when the session expires.
+    var enforce = false
     /// The session a logout route ends, once Odoo has answered.
     var logoutKey: SessionKey? = nil
 }
@@ -95,6 +97,7 @@ final class SessionEnforcer: Sendable {
             d.cookie = .some(SessionCookie.rebuild(fields, sessionID: idText))
         }
         guard policy.mode != .off else { d.tracking = false; return d }
+        d.enforce = policy.mode == .enforce
         guard valid, let raw = id else { return d }  // anonymous, as Odoo would treat it
 
         let key = deriver.key(for: raw[...])
@@ -121,6 +124,9 @@ final class SessionEnforcer: Sendable {
         case .ended:
             dead = true
             if policy.mode == .audit { store.start(key, now: now, limits: policy.limits); return d }
+            // Ended without a request to act on (an open tunnel expired, a logout): destroy now.
+            // Destroying an unknown session is a no-op in Odoo.
+            if destroyInOdoo { d.destroyID = String(decoding: raw, as: UTF8.self) }
         case .unknownRefused:
             dead = true
             logger.notice("session \(key) refused: unknown, policy \(policy.name), \(head.method) \(path) from \(clientText)")
@@ -139,6 +145,21 @@ final class SessionEnforcer: Sendable {
         d.answer = isUpgrade ? ExpiryResponse.refusedUpgrade(clearCookie: clear)
                              : ExpiryResponse.bytes(for: head, clearCookie: clear, keepAlive: keepAlive)
         return d
+    }
+
+    /// Whether an open tunnel's session is over (it is marked ended when it just expired).
+    func tunnelSessionEnded(_ key: SessionKey, limits: SessionLimits) -> Bool {
+        let now = clock.now()
+        switch store.check(key, now: now, limits: limits, activity: false, unknown: .adopt) {
+        case .expired(let idle, let reason, let window):
+            logger.notice("session \(key) expired: \(reason.rawValue), idle \(idle / 1000)s, window \(window / 1000)s; closing its WebSocket (4001)")
+            return true
+        case .ended:
+            logger.notice("session \(key) ended; closing its WebSocket (4001)")
+            return true
+        default:
+            return false
+        }
     }
 
     /// A Set-Cookie from Odoo: a new session_id starts a session (login rotates the id; anonymous

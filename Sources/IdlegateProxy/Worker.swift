@@ -99,7 +99,7 @@ final class Worker: @unchecked Sendable {
         var i = 0
         while i < connections.count {
             let c = connections[i]
-            if now >= c.deadline { c.timedOut() }
+            if now >= c.deadline { c.timedOut() } else { c.checkTunnel() }
             if i < connections.count && connections[i] === c { i += 1 }
         }
         pool.prune(now: now)

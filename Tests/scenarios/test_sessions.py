@@ -277,3 +277,31 @@ def test_odoo_cookie_table_through_idlegate(prefork, start_idlegate):
         assert ("result" in result) == (expect is not None), label
         forwarded = prefork.requests[-1].header("cookie") or ""
         assert forwarded.count("session_id") <= 1, label
+
+
+def test_open_websocket_is_closed_with_4001_when_its_session_expires(odoo, start_idlegate):
+    ig = start_idlegate(odoo.url, config="idle_timeout: 1s\n")
+    sid = odoo.login()
+    assert call_kw(ig, f"session_id={sid}")[2]["result"]["uid"] == 2
+    c = Client(ig.connect())
+    c.send(f"GET /websocket?version=18.0-5 HTTP/1.1\r\nHost: odoo.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nCookie: session_id={sid}\r\n\r\n".encode())
+    assert c.response()[0] == 101
+    got_close = None
+    end = time.time() + 4
+    while time.time() < end and got_close is None:
+        try:
+            c.send(ws_frame(9, b"ping"))  # frames keep flowing, but they are not activity
+        except OSError:
+            break
+        c.sock.settimeout(0.5)
+        try:
+            h = c._take(2)
+        except (socket.timeout, EOFError):
+            continue
+        payload = c._take(h[1] & 0x7F)
+        if h[0] & 0x0F == 8:
+            got_close = payload
+    assert got_close is not None and int.from_bytes(got_close[:2], "big") == 4001
+    assert c.closed()
+    assert expired(call_kw(ig, f"session_id={sid}")[2])
