@@ -23,7 +23,8 @@ public final class SessionTable: SessionStore, @unchecked Sendable {
     private let mask: Int
     /// Most records per stripe (`maxEntries / stripes`).
     private let perStripe: Int
-    /// How long an ended record is kept so that the id stays refused (ms).
+    /// How long an ended record is kept so that the id stays refused (ms). Default 7 days: Odoo 16+'s
+    /// own session lifetime, past which Odoo would not know the id either.
     public let tombstone: Int64
     /// The longest window any policy allows (ms): past `lastActive + longest`, a record is dead.
     public let longestWindow: Int64
@@ -31,7 +32,7 @@ public final class SessionTable: SessionStore, @unchecked Sendable {
     /// - maxEntries: the most sessions tracked. When a stripe is full, a new session evicts the
     ///   stripe's longest-idle eighth first (so the eviction rule is: longest idle goes first).
     /// - longestWindow: the largest idle window or lifetime of any policy.
-    public init(stripes count: Int = 256, maxEntries: Int = 1_000_000, longestWindow: Int64, tombstone: Int64 = 24 * 3_600_000) {
+    public init(stripes count: Int = 256, maxEntries: Int = 1_000_000, longestWindow: Int64, tombstone: Int64 = 7 * 24 * 3_600_000) {
         var n = 1
         while n < count { n <<= 1 }
         stripes = (0..<n).map { _ in Stripe() }

@@ -89,8 +89,10 @@ class Conn:
 
 
 class FakeOdoo:
-    def __init__(self, mode="threaded", port=0, legacy=False):
+    def __init__(self, mode="threaded", port=0, legacy=False, ping_interval=45.0):
         self.mode = mode
+        # Odoo pings every WebSocket every 45 s (captures/11_websocket_frames.txt); tests shorten it.
+        self.ping_interval = ping_interval
         # Odoo 12-15 (and 16/17 before June 2024) also read ?session_id= and X-Openerp-Session-Id,
         # before the cookie, and werkzeug 0.x took the last of duplicate cookies.
         self.legacy = legacy
@@ -286,6 +288,24 @@ class FakeOdoo:
         conn.sock.sendall(("HTTP/1.1 101 SWITCHING PROTOCOLS\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                            f"Sec-WebSocket-Accept: {accept}\r\n"
                            "Set-Cookie: session_id=" + "B" * 84 + "; HttpOnly; Path=/\r\n\r\n").encode())
+        send_lock = threading.Lock()
+        open_ = [True]
+
+        def pinger():
+            while open_[0]:
+                time.sleep(self.ping_interval)
+                try:
+                    with send_lock:
+                        conn.sock.sendall(ws_frame(9, b"", masked=False))
+                except OSError:
+                    return
+        threading.Thread(target=pinger, daemon=True).start()
+        try:
+            return self._echo_frames(conn, send_lock)
+        finally:
+            open_[0] = False
+
+    def _echo_frames(self, conn, send_lock):
         while True:  # echo every frame back, unmasked
             h = conn.read_exact(2)
             opcode, length = h[0] & 0x0F, h[1] & 0x7F
@@ -295,7 +315,8 @@ class FakeOdoo:
                 length = int.from_bytes(conn.read_exact(8), "big")
             mask = conn.read_exact(4) if h[1] & 0x80 else b"\0\0\0\0"
             payload = bytes(b ^ mask[i % 4] for i, b in enumerate(conn.read_exact(length)))
-            conn.sock.sendall(ws_frame(opcode, payload, masked=False))
+            with send_lock:
+                conn.sock.sendall(ws_frame(opcode, payload, masked=False))
             if opcode == 8:
                 return False
 

@@ -279,7 +279,9 @@ def test_odoo_cookie_table_through_idlegate(prefork, start_idlegate):
         assert forwarded.count("session_id") <= 1, label
 
 
-def test_open_websocket_is_closed_with_4001_when_its_session_expires(odoo, start_idlegate):
+def test_open_websocket_is_closed_with_4001_when_its_session_expires(start_idlegate):
+    from fake_odoo import FakeOdoo
+    odoo = FakeOdoo("threaded", ping_interval=0.2)  # Odoo's pings, made frequent: frames cross the tunnel
     ig = start_idlegate(odoo.url, config="idle_timeout: 1s\n")
     sid = odoo.login()
     assert call_kw(ig, f"session_id={sid}")[2]["result"]["uid"] == 2
@@ -305,3 +307,4 @@ def test_open_websocket_is_closed_with_4001_when_its_session_expires(odoo, start
     assert got_close is not None and int.from_bytes(got_close[:2], "big") == 4001
     assert c.closed()
     assert expired(call_kw(ig, f"session_id={sid}")[2])
+    odoo.stop()
