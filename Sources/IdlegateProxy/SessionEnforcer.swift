@@ -163,11 +163,13 @@ final class SessionEnforcer: Sendable {
     }
 
     /// A Set-Cookie from Odoo: a new session_id starts a session (login rotates the id; anonymous
-    /// visitors get one too). Returns the hardened value, or nil to pass it unchanged.
+    /// visitors get one too). Odoo also re-sends the request's own id (on the WebSocket 101, on many
+    /// JSON-RPC answers; Odoo 19's rotation keeps the first 42 characters, so the same key): that is
+    /// no new session and must not move its clock. Returns the hardened value, or nil to pass it as is.
     func responseCookie(_ value: String, decision: SessionDecision) -> String? {
         if decision.tracking, let sid = Self.setCookieSessionID(value) {
             let key = deriver.key(for: sid[...])
-            store.start(key, now: clock.now(), limits: decision.limits)
+            if key != decision.key { store.start(key, now: clock.now(), limits: decision.limits) }
         }
         return hardening.harden(value, https: decision.https)
     }

@@ -223,11 +223,13 @@ class FakeOdoo:
             return self._send(conn, "303 SEE OTHER", b"", [("Location", "/odoo"), self._cookie(self.new_session()),
                                                            ("Set-Cookie", "cids=; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Max-Age=0; Path=/")])
         if req.method == "POST" and (req.header("content-type") or "").startswith("application/json"):
+            # 18-real: authenticated JSON-RPC answers often re-send the session's cookie.
+            resend = [("Content-Type", "application/json")] + ([self._cookie(sid)] if sid else [])
             if path.startswith("/web/webclient/version_info"):  # auth="none"
-                return self._send(conn, "200 OK", b'{"jsonrpc": "2.0", "id": 1, "result": {"server_version": "18.0"}}')
+                return self._send(conn, "200 OK", b'{"jsonrpc": "2.0", "id": 1, "result": {"server_version": "18.0"}}', resend)
             if not uid:
                 return self._send(conn, "200 OK", json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": 100, "message": "Odoo Session Expired", "data": {"name": "odoo.http.SessionExpiredException"}}}).encode())
-            return self._send(conn, "200 OK", json.dumps({"jsonrpc": "2.0", "id": 1, "result": {"uid": uid, "sid": sid[:8]}}).encode())
+            return self._send(conn, "200 OK", json.dumps({"jsonrpc": "2.0", "id": 1, "result": {"uid": uid, "sid": sid[:8]}}).encode(), resend)
         if path.startswith("/odoo"):
             if not uid:
                 return self._send(conn, "303 SEE OTHER", b"", [("Location", "/web/login?redirect=" + quote(req.target, safe=""))])
@@ -285,9 +287,11 @@ class FakeOdoo:
         if (req.header("upgrade") or "").lower() != "websocket" or not req.header("sec-websocket-key"):
             return self._send(conn, "400 BAD REQUEST", b"Empty or missing header(s): upgrade", [("Content-Type", "text/plain")])
         accept = base64.b64encode(hashlib.sha1(req.header("sec-websocket-key").encode() + WS_GUID).digest()).decode()
+        # 18-real: the 101 re-sends the session's own cookie.
+        sid = self.session_of(req) or self.new_session()
         conn.sock.sendall(("HTTP/1.1 101 SWITCHING PROTOCOLS\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                            f"Sec-WebSocket-Accept: {accept}\r\n"
-                           "Set-Cookie: session_id=" + "B" * 84 + "; HttpOnly; Path=/\r\n\r\n").encode())
+                           f"Set-Cookie: session_id={sid}; Expires=Thu, 25 Nov 2027 08:05:46 GMT; Max-Age=604800; HttpOnly; Path=/\r\n\r\n").encode())
         send_lock = threading.Lock()
         open_ = [True]
 
