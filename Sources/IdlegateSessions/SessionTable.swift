@@ -4,22 +4,18 @@ import Glibc
 /// touching different sessions never wait on each other. A touch writes one timestamp. Locks guard
 /// only map operations: no I/O, no logging, no allocation beyond the map's own.
 public final class SessionTable: SessionStore, @unchecked Sendable {
-    /// One stripe: a lock and its map, allocated separately so two stripes' locks do not share a
-    /// cache line.
-    final class Stripe {
+    /// One stripe: a lock and its map, padded to two cache lines so that no two stripes' locks share
+    /// a line (two threads touching different sessions never bounce a line between cores).
+    struct Stripe {
         var lock = pthread_mutex_t()
         var map = SlotMap()
-        init() { pthread_mutex_init(&lock, nil) }
-        deinit { pthread_mutex_destroy(&lock) }
-
-        @inline(__always) func withLock<R>(_ body: (inout SlotMap) -> R) -> R {
-            pthread_mutex_lock(&lock)
-            defer { pthread_mutex_unlock(&lock) }
-            return body(&map)
-        }
+        var padding: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
     }
 
-    private let stripes: [Stripe]
+    /// The stripes, in one block aligned to 128 bytes. Each is reached through its own pointer, under
+    /// its own lock: no Swift array is shared and mutated across threads.
+    private let stripes: UnsafeMutablePointer<Stripe>
+    private let stripeCount: Int
     private let mask: Int
     /// Most records per stripe (`maxEntries / stripes`).
     private let perStripe: Int
@@ -35,20 +31,40 @@ public final class SessionTable: SessionStore, @unchecked Sendable {
     public init(stripes count: Int = 256, maxEntries: Int = 1_000_000, longestWindow: Int64, tombstone: Int64 = 7 * 24 * 3_600_000) {
         var n = 1
         while n < count { n <<= 1 }
-        stripes = (0..<n).map { _ in Stripe() }
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: n * MemoryLayout<Stripe>.stride, alignment: 128)
+        stripes = raw.bindMemory(to: Stripe.self, capacity: n)
+        for i in 0..<n {
+            (stripes + i).initialize(to: Stripe())
+            pthread_mutex_init(&(stripes + i).pointee.lock, nil)
+        }
+        stripeCount = n
         mask = n - 1
         perStripe = max(8, maxEntries / n)
         self.longestWindow = longestWindow
         self.tombstone = tombstone
     }
 
-    @inline(__always) private func stripe(_ key: SessionKey) -> Stripe {
-        stripes[Int(truncatingIfNeeded: key.lo) & mask]
+    deinit {
+        for i in 0..<stripeCount { pthread_mutex_destroy(&(stripes + i).pointee.lock) }
+        stripes.deinitialize(count: stripeCount)
+        UnsafeMutableRawPointer(stripes).deallocate()
+    }
+
+    /// Runs `body` on the map of `key`'s stripe with that stripe's lock held.
+    @inline(__always) private func withStripe<R>(_ key: SessionKey, _ body: (inout SlotMap) -> R) -> R {
+        withStripe(at: Int(truncatingIfNeeded: key.lo) & mask, body)
+    }
+
+    @inline(__always) private func withStripe<R>(at i: Int, _ body: (inout SlotMap) -> R) -> R {
+        let s = stripes + i
+        pthread_mutex_lock(&s.pointee.lock)
+        defer { pthread_mutex_unlock(&s.pointee.lock) }
+        return body(&s.pointee.map)
     }
 
     public func check(_ key: SessionKey, now: Int64, limits: SessionLimits, activity: Bool, unknown: UnknownSessions) -> SessionVerdict {
         let perStripe = self.perStripe
-        return stripe(key).withLock { map in
+        return withStripe(key) { map in
             guard let slot = map.find(key) else {
                 if unknown == .reject { return .unknownRefused }
                 Self.makeRoomLocked(&map, perStripe: perStripe)
@@ -70,7 +86,7 @@ public final class SessionTable: SessionStore, @unchecked Sendable {
     }
 
     public func peek(_ key: SessionKey, now: Int64) -> SessionVerdict? {
-        stripe(key).withLock { map in
+        withStripe(key) { map in
             guard let r = map[key] else { return nil }
             if r.isEnded { return .ended }
             if let reason = r.expiry(at: now) {
@@ -82,14 +98,14 @@ public final class SessionTable: SessionStore, @unchecked Sendable {
 
     public func start(_ key: SessionKey, now: Int64, limits: SessionLimits) {
         let perStripe = self.perStripe
-        stripe(key).withLock { map in
+        withStripe(key) { map in
             if map.find(key) == nil { Self.makeRoomLocked(&map, perStripe: perStripe) }
             map.insert(key, SessionRecord(started: now, lastActive: now, limits: limits))
         }
     }
 
     public func end(_ key: SessionKey, now: Int64) {
-        stripe(key).withLock { map in
+        withStripe(key) { map in
             if let slot = map.find(key) {
                 map.update(at: slot) { r in if !r.isEnded { r.endedAt = now } }
             } else {
@@ -103,8 +119,8 @@ public final class SessionTable: SessionStore, @unchecked Sendable {
     public func sweep(now: Int64) -> Int {
         var dropped = 0
         let longest = longestWindow, tombstone = self.tombstone
-        for s in stripes {
-            dropped += s.withLock { map in
+        for i in 0..<stripeCount {
+            dropped += withStripe(at: i) { map in
                 map.filter { r in r.isEnded ? now - r.endedAt < tombstone : now - r.lastActive <= longest + tombstone }
             }
         }
@@ -112,12 +128,12 @@ public final class SessionTable: SessionStore, @unchecked Sendable {
     }
 
     public var count: Int {
-        stripes.reduce(0) { total, s in total + s.withLock { $0.count } }
+        (0..<stripeCount).reduce(0) { total, i in total + withStripe(at: i) { $0.count } }
     }
 
     /// The record as stored (tests, admin).
     public func record(_ key: SessionKey) -> SessionRecord? {
-        stripe(key).withLock { $0[key] }
+        withStripe(key) { $0[key] }
     }
 
     /// A full stripe drops its longest-idle eighth before a new record goes in. Called with the
