@@ -103,8 +103,19 @@ def test_passive_traffic_does_not_keep_a_session_alive(prefork, start_idlegate):
     assert expired(call_kw(ig, f"session_id={sid}")[2])
 
 
-def test_websocket_frames_do_not_keep_a_session_alive(odoo, start_idlegate):
-    ig = start_idlegate(odoo.url, config="idle_timeout: 2s\n")
+def odoo_pair():
+    """Odoo in production shape: the prefork HTTP port (HTTP/1.0) and the gevent port serving
+    /websocket (HTTP/1.1), one session store between them."""
+    from fake_odoo import FakeOdoo
+    main = FakeOdoo("prefork")
+    gevent = FakeOdoo("threaded", ping_interval=0.2)
+    gevent.sessions = main.sessions
+    return main, gevent
+
+
+def test_websocket_frames_do_not_keep_a_session_alive(start_idlegate):
+    odoo, gevent = odoo_pair()
+    ig = start_idlegate(odoo.url, websocket_upstream=gevent.url, config="idle_timeout: 2s\n")
     sid = odoo.login()
     assert call_kw(ig, f"session_id={sid}")[2]["result"]["uid"] == 2
     c = Client(ig.connect())
@@ -122,6 +133,8 @@ def test_websocket_frames_do_not_keep_a_session_alive(odoo, start_idlegate):
     c2.send(f"GET /websocket HTTP/1.1\r\nHost: odoo.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nCookie: session_id={sid}\r\n\r\n".encode())
     assert c2.response()[0] == 403
+    odoo.stop()
+    gevent.stop()
 
 
 BYPASSES = [
@@ -281,9 +294,8 @@ def test_odoo_cookie_table_through_idlegate(prefork, start_idlegate):
 
 
 def test_open_websocket_is_closed_with_4001_when_its_session_expires(start_idlegate):
-    from fake_odoo import FakeOdoo
-    odoo = FakeOdoo("threaded", ping_interval=0.2)  # Odoo's pings, made frequent: frames cross the tunnel
-    ig = start_idlegate(odoo.url, config="idle_timeout: 1s\n")
+    odoo, gevent = odoo_pair()  # Odoo's pings made frequent: frames keep crossing the tunnel
+    ig = start_idlegate(odoo.url, websocket_upstream=gevent.url, config="idle_timeout: 1s\n")
     sid = odoo.login()
     assert call_kw(ig, f"session_id={sid}")[2]["result"]["uid"] == 2
     c = Client(ig.connect())
@@ -309,3 +321,4 @@ def test_open_websocket_is_closed_with_4001_when_its_session_expires(start_idleg
     assert c.closed()
     assert expired(call_kw(ig, f"session_id={sid}")[2])
     odoo.stop()
+    gevent.stop()
