@@ -13,6 +13,8 @@ final class ClientConnection: EventHandler {
         case awaitingRequest
         /// A request is being forwarded and its response relayed.
         case proxying
+        /// Waiting for a shared session layer to confirm that the request's session is over.
+        case checkingSession
         /// After a 101: bytes both ways, uninterpreted.
         case tunnel
         /// Writing what is queued, then closing.
@@ -100,6 +102,7 @@ final class ClientConnection: EventHandler {
             case .awaitingRequest: progressed = readRequest()
             case .proxying: progressed = pumpExchange()
             case .tunnel: progressed = pumpTunnel()
+            case .checkingSession: progressed = false
             case .closing, .lingering: progressed = continueClosing()
             case .closed: return
             }
@@ -199,8 +202,47 @@ final class ClientConnection: EventHandler {
 
         let path = head.path
         let (clientIP, clientText, https) = attribution(head)
-        let session = settings.enforcer.decide(head, path: path, client: clientIP, clientText: clientText, https: https,
-                                               isUpgrade: upgrade != nil, keepAlive: keepAlive && framing == .none)
+        let request = PendingRequest(head: head, path: path, framing: framing, upgrade: upgrade, keepAlive: keepAlive, expectsContinue: expectsContinue)
+        // The local table decides at once (the callback runs inside decide); a shared layer confirming
+        // that a session is over answers later, from anywhere: then the reply hops back to this loop.
+        let slot = DecisionSlot()
+        let me = Unchecked(self)
+        let loop = worker.loop
+        settings.enforcer.decide(head, path: path, client: clientIP, clientText: clientText, https: https,
+                                 isUpgrade: upgrade != nil, keepAlive: keepAlive && framing == .none) { decision in
+            if !slot.takeInline(decision) {
+                loop.execute { me.value.sessionDecided(decision, request) }
+            }
+        }
+        if let decision = slot.close() {
+            forward(decision, request)
+        } else {
+            state = .checkingSession
+            setDeadline(.upstream, settings.timeouts.upstreamResponse)
+        }
+    }
+
+    /// What a request needs once its session is decided.
+    struct PendingRequest: @unchecked Sendable {
+        let head: RequestHead
+        let path: Substring
+        let framing: BodyFraming
+        let upgrade: String?
+        let keepAlive: Bool
+        let expectsContinue: Bool
+    }
+
+    /// A late session decision (a shared layer confirmed an expiry) arrives on the loop.
+    func sessionDecided(_ decision: SessionDecision, _ request: PendingRequest) {
+        guard state == .checkingSession else { return }  // the client went away meanwhile
+        state = .awaitingRequest
+        forward(decision, request)
+        drive()
+    }
+
+    /// Answers an expired session, or forwards the request.
+    private func forward(_ session: SessionDecision, _ r: PendingRequest) {
+        let head = r.head
         if let id = session.destroyID, let key = session.key {
             worker.destroyer.destroy(id: id, key: key.description, host: head.fields.first(.host), forwarded: forwardedPairs(head))
         }
@@ -208,7 +250,7 @@ final class ClientConnection: EventHandler {
             // An expired session (enforce): Odoo's own answer, without asking Odoo. A request body the
             // answer leaves unread means the connection cannot go on.
             client.write(answer)
-            if keepAlive && framing == .none && upgrade == nil {
+            if r.keepAlive && r.framing == .none && r.upgrade == nil {
                 setDeadline(.idle, settings.timeouts.clientIdle)
                 if !inbound.isEmpty { inboundUnparsed = true }
             } else {
@@ -217,14 +259,14 @@ final class ClientConnection: EventHandler {
             }
             return
         }
-        let x = Exchange(head: head, path: path, upgrade: upgrade, session: session, framing: framing,
-                         upstreamIndex: settings.router.upstream(for: path), keepAlive: keepAlive, limits: settings.limits)
+        let x = Exchange(head: head, path: r.path, upgrade: r.upgrade, session: session, framing: r.framing,
+                         upstreamIndex: settings.router.upstream(for: r.path), keepAlive: r.keepAlive, limits: settings.limits)
         exchange = x
         state = .proxying
         if !inbound.isEmpty { inboundUnparsed = true }
         // RFC 9110 §10.1.1: idlegate answers 100-continue itself once it has decided to forward, as
         // nginx does; the upstream never sees Expect (an HTTP/1.0 Odoo would not answer it).
-        if expectsContinue { client.write(ErrorResponse.continueInterim) }
+        if r.expectsContinue { client.write(ErrorResponse.continueInterim) }
         openUpstream(x)
     }
 
@@ -780,7 +822,15 @@ final class ClientConnection: EventHandler {
             if let x = exchange { upstreamFailed(x, status: 504, reason: "connect timed out") }
             drive()
         case .upstream:
-            if let x = exchange { upstreamFailed(x, status: 504, reason: "no response in time") } else { closeNow() }
+            if let x = exchange {
+                upstreamFailed(x, status: 504, reason: "no response in time")
+            } else if state == .checkingSession {
+                worker.logger.error("504: the shared session layer did not answer in time")
+                client.write(ErrorResponse.bytes(504))
+                state = .closing
+            } else {
+                closeNow()
+            }
             drive()
         case .client:
             if let x = exchange, !x.responseStarted {
@@ -821,5 +871,36 @@ final class ClientConnection: EventHandler {
     func discard() {
         state = .closed
         client.transport.close()
+    }
+}
+
+/// Carries a loop-confined object through a `@Sendable` hop that lands back on its own loop.
+struct Unchecked<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
+/// Where a session decision lands if it comes while `decide` is still running (the local table);
+/// after that, the caller is told to wait for a hop back to its loop.
+final class DecisionSlot: @unchecked Sendable {
+    private let lock = Mutex()
+    private var open = true
+    private var decision: SessionDecision?
+
+    /// Keeps the decision if `decide` has not returned yet; false when it must go the long way.
+    func takeInline(_ d: SessionDecision) -> Bool {
+        lock.withLock {
+            guard open else { return false }
+            decision = d
+            return true
+        }
+    }
+
+    /// `decide` returned: the decision if it came inline.
+    func close() -> SessionDecision? {
+        lock.withLock {
+            open = false
+            return decision
+        }
     }
 }

@@ -6,7 +6,7 @@ import IdlegateSessions
 import Logging
 
 /// The session check of one request: what to forward, or what to answer instead.
-struct SessionDecision {
+struct SessionDecision: Sendable {
     /// The forwarded Cookie header: nil to forward the client's as they are, `.some(nil)` for none.
     var cookie: String?? = nil
     /// Drop `X-Openerp-Session-Id` from the forwarded request.
@@ -60,9 +60,13 @@ final class SessionEnforcer: Sendable {
         self.logger = logger
     }
 
-    /// Decides one request. `client`: the address it is attributed to (trusted X-Forwarded-For, else
-    /// the peer); `https`: the browser-facing scheme; `isUpgrade`: a WebSocket handshake.
-    func decide(_ head: RequestHead, path: Substring, client: [UInt8], clientText: String, https: Bool, isUpgrade: Bool, keepAlive: Bool) -> SessionDecision {
+    /// Decides one request and hands the decision to `done`: at once when the local table settles it
+    /// (every live session, and every verdict without a shared layer), later when a shared layer must
+    /// confirm that a session is over. `client`: the address the request is attributed to (trusted
+    /// X-Forwarded-For, else the peer); `https`: the browser-facing scheme; `isUpgrade`: a WebSocket
+    /// handshake.
+    func decide(_ head: RequestHead, path: Substring, client: [UInt8], clientText: String, https: Bool, isUpgrade: Bool, keepAlive: Bool,
+                done: @escaping @Sendable (SessionDecision) -> Void) {
         var d = SessionDecision()
         d.https = https
         let fields = head.fields
@@ -96,9 +100,9 @@ final class SessionEnforcer: Sendable {
         if (rebuildCookies && (rebuild || (cookie.value != nil && !valid))) || (rebuild && legacy == .check && id != cookie.value) {
             d.cookie = .some(SessionCookie.rebuild(fields, sessionID: idText))
         }
-        guard policy.mode != .off else { d.tracking = false; return d }
+        guard policy.mode != .off else { d.tracking = false; return done(d) }
         d.enforce = policy.mode == .enforce
-        guard valid, let raw = id else { return d }  // anonymous, as Odoo would treat it
+        guard valid, let raw = id else { return done(d) }  // anonymous, as Odoo would treat it
 
         let key = deriver.key(for: raw[...])
         d.key = key
@@ -106,7 +110,25 @@ final class SessionEnforcer: Sendable {
         let now = clock.now()
         let verdict = store.check(key, now: now, limits: policy.limits, activity: route == .activity || route == .login, unknown: unknown)
         if route == .logout { d.logoutKey = key }
+        switch verdict {
+        case .active, .adopted:
+            if case .adopted = verdict { logger.info("session \(key) first seen (adopted) from \(clientText), policy \(policy.name)") }
+            return done(d)
+        default:
+            let decided = d
+            store.confirm(key, verdict, now: now, limits: policy.limits) { [self] final in
+                done(self.settle(decided, final, head: head, path: path, policy: policy, route: route, key: key, raw: raw,
+                                 clientText: clientText, https: https, isUpgrade: isUpgrade, keepAlive: keepAlive, now: now))
+            }
+        }
+    }
 
+    /// The decision once the verdict is final.
+    private func settle(_ decision: SessionDecision, _ verdict: SessionVerdict, head: RequestHead, path: Substring, policy: PolicySet.Policy,
+                        route: RouteClass, key: SessionKey, raw: [UInt8], clientText: String, https: Bool, isUpgrade: Bool, keepAlive: Bool,
+                        now: Int64) -> SessionDecision {
+        var d = decision
+        let fields = head.fields
         let dead: Bool
         switch verdict {
         case .active, .adopted:

@@ -33,10 +33,22 @@ public protocol SessionStore: AnyObject, Sendable {
     /// Logout or kick: the id stays refused until swept.
     func end(_ key: SessionKey, now: Int64)
 
+    /// Before a session is declared over (expired, ended or unknown), a shared layer consults the shared
+    /// state and calls `reply` with the final verdict, possibly later and from another thread (the caller
+    /// hops back to its own loop); it may find the session alive on another replica, revive the local
+    /// record and reply `.active`. The local table confirms at once (the default below).
+    func confirm(_ key: SessionKey, _ verdict: SessionVerdict, now: Int64, limits: SessionLimits, reply: @escaping @Sendable (SessionVerdict) -> Void)
+
     /// Drops records no window can still need; returns how many went.
     func sweep(now: Int64) -> Int
 
     var count: Int { get }
+}
+
+extension SessionStore {
+    public func confirm(_ key: SessionKey, _ verdict: SessionVerdict, now: Int64, limits: SessionLimits, reply: @escaping @Sendable (SessionVerdict) -> Void) {
+        reply(verdict)
+    }
 }
 
 /// The seam for a shared layer (Redis across replicas). Asynchronous: the request path never waits on
