@@ -203,18 +203,15 @@ final class ClientConnection: EventHandler {
         let path = head.path
         let (clientIP, clientText, https) = attribution(head)
         let request = PendingRequest(head: head, path: path, framing: framing, upgrade: upgrade, keepAlive: keepAlive, expectsContinue: expectsContinue)
-        // The local table decides at once (the callback runs inside decide); a shared layer confirming
-        // that a session is over answers later, from anywhere: then the reply hops back to this loop.
-        let slot = DecisionSlot()
-        let me = Unchecked(self)
-        let loop = worker.loop
-        settings.enforcer.decide(head, path: path, client: clientIP, clientText: clientText, https: https,
-                                 isUpgrade: upgrade != nil, keepAlive: keepAlive && framing == .none) { decision in
-            if !slot.takeInline(decision) {
-                loop.execute { me.value.sessionDecided(decision, request) }
-            }
+        // The local table decides at once; a shared layer confirming that a session is over answers
+        // later, from anywhere: then the reply hops back to this loop.
+        let decided = settings.enforcer.decide(head, path: path, client: clientIP, clientText: clientText, https: https,
+                                               isUpgrade: upgrade != nil, keepAlive: keepAlive && framing == .none) {
+            let me = Unchecked(self)
+            let loop = worker.loop
+            return { decision in loop.execute { me.value.sessionDecided(decision, request) } }
         }
-        if let decision = slot.close() {
+        if let decision = decided {
             forward(decision, request)
         } else {
             state = .checkingSession

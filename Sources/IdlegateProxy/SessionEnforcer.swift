@@ -60,13 +60,14 @@ final class SessionEnforcer: Sendable {
         self.logger = logger
     }
 
-    /// Decides one request and hands the decision to `done`: at once when the local table settles it
-    /// (every live session, and every verdict without a shared layer), later when a shared layer must
-    /// confirm that a session is over. `client`: the address the request is attributed to (trusted
-    /// X-Forwarded-For, else the peer); `https`: the browser-facing scheme; `isUpgrade`: a WebSocket
-    /// handshake.
+    /// Decides one request. Returns the decision when it is settled now: every live session, and every
+    /// verdict the local table gives alone. Returns nil when a shared layer must first confirm that a
+    /// session is over: the decision then goes to the reply `later()` makes (asked for only then, so
+    /// the common path allocates no closure). `client`: the address the request is attributed to
+    /// (trusted X-Forwarded-For, else the peer); `https`: the browser-facing scheme; `isUpgrade`: a
+    /// WebSocket handshake.
     func decide(_ head: RequestHead, path: Substring, client: [UInt8], clientText: String, https: Bool, isUpgrade: Bool, keepAlive: Bool,
-                done: @escaping @Sendable (SessionDecision) -> Void) {
+                later: () -> @Sendable (SessionDecision) -> Void) -> SessionDecision? {
         var d = SessionDecision()
         d.https = https
         let fields = head.fields
@@ -100,9 +101,9 @@ final class SessionEnforcer: Sendable {
         if (rebuildCookies && (rebuild || (cookie.value != nil && !valid))) || (rebuild && legacy == .check && id != cookie.value) {
             d.cookie = .some(SessionCookie.rebuild(fields, sessionID: idText))
         }
-        guard policy.mode != .off else { d.tracking = false; return done(d) }
+        guard policy.mode != .off else { d.tracking = false; return d }
         d.enforce = policy.mode == .enforce
-        guard valid, let raw = id else { return done(d) }  // anonymous, as Odoo would treat it
+        guard valid, let raw = id else { return d }  // anonymous, as Odoo would treat it
 
         let key = deriver.key(for: raw[...])
         d.key = key
@@ -113,13 +114,19 @@ final class SessionEnforcer: Sendable {
         switch verdict {
         case .active, .adopted:
             if case .adopted = verdict { logger.info("session \(key) first seen (adopted) from \(clientText), policy \(policy.name)") }
-            return done(d)
+            return d
         default:
+            // Rare: a session that looks over. The local table confirms inline; a shared layer may
+            // answer later, from anywhere.
             let decided = d
+            let slot = DecisionSlot()
+            let reply = later()
             store.confirm(key, verdict, now: now, limits: policy.limits) { [self] final in
-                done(self.settle(decided, final, head: head, path: path, policy: policy, route: route, key: key, raw: raw,
-                                 clientText: clientText, https: https, isUpgrade: isUpgrade, keepAlive: keepAlive, now: now))
+                let settled = self.settle(decided, final, head: head, path: path, policy: policy, route: route, key: key, raw: raw,
+                                          clientText: clientText, https: https, isUpgrade: isUpgrade, keepAlive: keepAlive, now: now)
+                if !slot.takeInline(settled) { reply(settled) }
             }
+            return slot.close()
         }
     }
 
