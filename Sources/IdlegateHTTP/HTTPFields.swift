@@ -198,14 +198,7 @@ public struct HTTPFields: Sendable, Equatable {
     /// Writes `Name: value\r\n` for each field `keep(index, tag)` accepts: how a head is rewritten
     /// on the way through without copying or mutating the parsed fields.
     public func write(into out: inout [UInt8], where keep: (Int, FieldName) -> Bool) {
-        for (i, e) in entries.enumerated() where keep(i, e.known) {
-            out.append(contentsOf: storage[e.name])
-            out.append(.colon)
-            out.append(.sp)
-            out.append(contentsOf: storage[e.value])
-            out.append(.cr)
-            out.append(.lf)
-        }
+        for i in 0..<entries.count where keep(i, entries[i].known) { writeField(at: i, into: &out) }
     }
 
     /// Writes field `i` as it came.
@@ -231,18 +224,19 @@ public struct HTTPFields: Sendable, Equatable {
 
     /// Writes `Name: value\r\n` for each field.
     public func write(into out: inout [UInt8]) {
-        for e in entries {
-            out.append(contentsOf: storage[e.name])
-            out.append(.colon)
-            out.append(.sp)
-            out.append(contentsOf: storage[e.value])
-            out.append(.cr)
-            out.append(.lf)
-        }
+        for i in 0..<entries.count { writeField(at: i, into: &out) }
     }
 }
 
 extension StringProtocol {
+    /// Without any of the characters of `set` at either end.
+    public func trimmingCharacters(in set: String) -> String {
+        var s = self[...]
+        while let f = s.first, set.contains(f) { s = s.dropFirst() }
+        while let l = s.last, set.contains(l) { s = s.dropLast() }
+        return String(s)
+    }
+
     /// Without the optional whitespace (SP, HTAB) HTTP allows around list elements and values.
     func trimmingOWS() -> Substring {
         var s = self[...]

@@ -1,4 +1,5 @@
 import IdlegateConfig
+import IdlegateHTTP
 
 /// Adds the flags Odoo never sets (FACTS: "never Secure, never SameSite") to every Set-Cookie on the way
 /// to the browser: Secure when the browser-facing scheme is https, SameSite where absent, HttpOnly on
@@ -54,11 +55,3 @@ public struct CookieHardening: Sendable {
     }
 }
 
-extension Substring {
-    func trimmingCharacters(in set: String) -> String {
-        var s = self
-        while let f = s.first, set.contains(f) { s = s.dropFirst() }
-        while let l = s.last, set.contains(l) { s = s.dropLast() }
-        return String(s)
-    }
-}

@@ -1,5 +1,6 @@
 import Glibc
 import IdlegateConfig
+import IdlegateHTTP
 import IdlegateSessions
 import Logging
 
@@ -62,10 +63,4 @@ extension String {
         self = s.count == 1 ? "0" + s : s
     }
 
-    func trimmingCharacters(in set: String) -> String {
-        var s = Substring(self)
-        while let f = s.first, set.contains(f) { s = s.dropFirst() }
-        while let l = s.last, set.contains(l) { s = s.dropLast() }
-        return String(s)
-    }
 }
