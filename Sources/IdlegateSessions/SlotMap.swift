@@ -82,6 +82,8 @@ struct SlotMap {
 
     /// Keeps the entries `keep` accepts; returns how many went.
     mutating func filter(_ keep: (SessionRecord) -> Bool) -> Int {
+        // Most sweeps find nothing to drop in most stripes: then nothing is rebuilt.
+        guard slots.contains(where: { $0.used && !keep($0.record) }) else { return 0 }
         let before = count
         let live = slots.filter { $0.used && keep($0.record) }
         var n = 16
