@@ -12,10 +12,10 @@ from fake_odoo import ws_frame
 CALL_KW = "/web/dataset/call_kw/res.partner/read"
 
 
-def call_kw(ig, cookie, extra=b"", target=CALL_KW):
+def call_kw(ig, cookie, extra=b"", target=CALL_KW, host="odoo.test"):
     c = Client(ig.connect())
     body = b'{"jsonrpc":"2.0","method":"call","id":7,"params":{}}'
-    c.send(f"POST {target} HTTP/1.1\r\nHost: odoo.test\r\nContent-Type: application/json\r\n".encode()
+    c.send(f"POST {target} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n".encode()
            + (f"Cookie: {cookie}\r\n".encode() if cookie else b"") + extra
            + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
     status, headers, data = c.response()
@@ -103,6 +103,15 @@ def test_passive_traffic_does_not_keep_a_session_alive(prefork, start_idlegate):
     assert expired(call_kw(ig, f"session_id={sid}")[2])
 
 
+def open_websocket(ig, sid):
+    """The web client's WebSocket handshake through idlegate; returns the client once it got 101."""
+    c = Client(ig.connect())
+    c.send(f"GET /websocket?version=18.0-5 HTTP/1.1\r\nHost: odoo.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nCookie: session_id={sid}\r\n\r\n".encode())
+    assert c.response()[0] == 101
+    return c
+
+
 def odoo_pair():
     """Odoo in production shape: the prefork HTTP port (HTTP/1.0) and the gevent port serving
     /websocket (HTTP/1.1), one session store between them."""
@@ -118,10 +127,7 @@ def test_websocket_frames_do_not_keep_a_session_alive(start_idlegate):
     ig = start_idlegate(odoo.url, websocket_upstream=gevent.url, config="idle_timeout: 2s\n")
     sid = odoo.login()
     assert call_kw(ig, f"session_id={sid}")[2]["result"]["uid"] == 2
-    c = Client(ig.connect())
-    c.send(f"GET /websocket?version=18.0-5 HTTP/1.1\r\nHost: odoo.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-           f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nCookie: session_id={sid}\r\n\r\n".encode())
-    assert c.response()[0] == 101
+    c = open_websocket(ig, sid)
     end = time.time() + 2.6
     while time.time() < end:  # the browser's pongs, Odoo's pings
         c.send(ws_frame(0xA, b""))
@@ -205,11 +211,7 @@ policies:
     sid = prefork.login()
 
     def kw(host):
-        c = Client(ig.connect())
-        body = b'{"jsonrpc":"2.0","method":"call","id":7,"params":{}}'
-        c.send(f"POST {CALL_KW} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nCookie: session_id={sid}\r\n"
-               f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-        return json.loads(c.response()[2])
+        return call_kw(ig, f"session_id={sid}", host=host)[2]
 
     assert not expired(kw("kiosk.test"))
     time.sleep(1.5)
@@ -298,10 +300,7 @@ def test_open_websocket_is_closed_with_4001_when_its_session_expires(start_idleg
     ig = start_idlegate(odoo.url, websocket_upstream=gevent.url, config="idle_timeout: 1s\n")
     sid = odoo.login()
     assert call_kw(ig, f"session_id={sid}")[2]["result"]["uid"] == 2
-    c = Client(ig.connect())
-    c.send(f"GET /websocket?version=18.0-5 HTTP/1.1\r\nHost: odoo.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-           f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nCookie: session_id={sid}\r\n\r\n".encode())
-    assert c.response()[0] == 101
+    c = open_websocket(ig, sid)
     got_close = None
     end = time.time() + 4
     while time.time() < end and got_close is None:
