@@ -108,3 +108,25 @@ struct ShippedConfigTests {
         #expect(try Config.load(yaml: Self.read("config/idlegate.yaml")) == Config())
     }
 }
+
+@Suite("Example configs")
+struct ExampleConfigTests {
+    @Test func behindNginx() throws {
+        let c = try Config.load(yaml: ShippedConfigTests.read("config/behind-nginx.yaml"))
+        #expect(c.publicScheme == "https" && c.maxLifetime == 12 * 3_600_000 && c.mode == .enforce)
+        #expect(c.websocketUpstream.port == 8072)
+    }
+
+    @Test func kiosk() throws {
+        let c = try Config.load(yaml: ShippedConfigTests.read("config/kiosk.yaml"))
+        #expect(c.unknownSessions == "reject" && c.cookies.sessionOnly)
+        #expect(c.policies.map(\.name) == ["warehouse-terminals", "shop-tills"])
+        #expect(c.policies[0].idleTimeout == 180_000 && c.policies[0].maxLifetime == 8 * 3_600_000)
+        #expect(c.policies[1].match.paths == ["/odoo/point-of-sale", "/pos/"])
+    }
+
+    @Test func auditOnly() throws {
+        let c = try Config.load(yaml: ShippedConfigTests.read("config/audit-only.yaml"))
+        #expect(c.mode == .audit && !c.destroyInOdoo)
+    }
+}
