@@ -398,3 +398,44 @@ def test_response_tail_queued_after_odoo_finished_is_delivered(odoo, start_idleg
         assert status == 200 and len(body) == size
         c.send(GET)  # and the connection goes on
         assert c.response()[0] == 200
+
+
+def test_out_of_file_descriptors_is_survived(odoo):
+    """More clients than descriptors: accept pauses instead of spinning, and service resumes once
+    connections close (regression guard for a level-triggered listener on EMFILE)."""
+    import resource
+    import subprocess
+    from conftest import BINARY, free_port, wait_port
+
+    port = free_port()
+
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
+
+    log = open(os.devnull, "w")
+    proc = subprocess.Popen([BINARY, "serve", "--listen", f"127.0.0.1:{port}", "--upstream", odoo.url,
+                             "--threads", "1", "--log-level", "error"], stdout=log, stderr=log, preexec_fn=low_limit,
+                            cwd="/tmp")
+    try:
+        wait_port(port)
+        held = []
+        for _ in range(80):  # far past what idlegate may hold
+            try:
+                held.append(socket.create_connection(("127.0.0.1", port), 2))
+            except OSError:
+                break
+        time.sleep(1)
+        cpu0 = sum(map(int, open(f"/proc/{proc.pid}/stat").read().split()[13:15]))
+        time.sleep(1)
+        cpu1 = sum(map(int, open(f"/proc/{proc.pid}/stat").read().split()[13:15]))
+        assert cpu1 - cpu0 < 50, "idlegate spins while out of descriptors"
+        for s in held:
+            s.close()
+        time.sleep(1)
+        c = Client(socket.create_connection(("127.0.0.1", port), 5))
+        c.send(GET)
+        assert c.response()[0] == 200
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(10)
