@@ -7,15 +7,6 @@
 /// with a comma, which is not a separator: the first header's first session_id still wins.
 /// (`../shared/odoo/FACTS.md`, measured on a real Odoo 18.)
 public enum CookieHeader {
-    /// One cookie as found in a header: its raw bytes (for rebuilding) and its decoded name and value.
-    public struct Entry: Equatable, Sendable {
-        public let raw: ArraySlice<UInt8>
-        public let name: [UInt8]
-        public let value: [UInt8]
-        /// Whether the raw text is exactly `name=value` (no quotes, escapes or padding).
-        public var isCanonical: Bool { raw.elementsEqual(name + [UInt8(ascii: "=")] + value) }
-    }
-
     /// One cookie as byte ranges of the header: found without allocating.
     struct Span {
         /// `name=value` as written (leading whitespace dropped).
@@ -25,15 +16,6 @@ public enum CookieHeader {
         /// The value as written (quotes included when quoted).
         var value: Range<Int>
         var quoted: Bool
-    }
-
-    /// The cookies of one header value, in order, as werkzeug's parser yields them (empty keys skipped).
-    public static func entries(_ header: ArraySlice<UInt8>) -> [Entry] {
-        var out: [Entry] = []
-        forEachSpan(header) { sp in
-            out.append(Entry(raw: header[sp.raw], name: Array(header[sp.name]), value: sp.quoted ? unquote(header[sp.value]) : Array(header[sp.value])))
-        }
-        return out
     }
 
     /// werkzeug's search loop over `header + ";"`, without copying: an index at the end reads as `;`.

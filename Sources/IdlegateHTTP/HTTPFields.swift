@@ -155,24 +155,6 @@ public struct HTTPFields: Sendable, Equatable {
         return nil
     }
 
-    public func contains(_ name: String) -> Bool {
-        for i in 0..<entries.count where self.name(at: i, is: name) { return true }
-        return false
-    }
-
-    /// The comma-separated elements of every field called `name`, trimmed, lower-cased
-    /// (for `Connection`, `Upgrade`, `Transfer-Encoding`; RFC 9110 §5.6.1 lists).
-    public func tokens(named name: String) -> [String] {
-        var out: [String] = []
-        for v in values(named: name) {
-            for part in v.split(separator: ",", omittingEmptySubsequences: true) {
-                let t = part.trimmingOWS().lowercased()
-                if !t.isEmpty { out.append(t) }
-            }
-        }
-        return out
-    }
-
     public mutating func append(name: String, value: String) {
         let n0 = storage.count
         storage.append(contentsOf: name.utf8)

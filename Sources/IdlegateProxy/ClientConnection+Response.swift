@@ -135,7 +135,6 @@ extension ClientConnection {
             HTTPFields.writeField("Connection", "keep-alive", into: &worker.staging)
         }
         worker.staging.append(contentsOf: ChunkedEncoder.chunkEnd)
-        x.responseHead = head
         x.responseStarted = true
         x.responseBody = BodyDecoder(framing, limits: settings.limits)
         if framing == .none { x.responseDone = true }

@@ -38,7 +38,6 @@ final class Exchange {
     /// Response head bytes that arrived split across reads.
     var responseHeadBytes = ByteBuffer()
     var sawResponseByte = false
-    var responseHead: ResponseHead?
     var responseBody: BodyDecoder?
     var responseFraming: ResponseFraming = .passthrough
     /// The final response head has been handed to the client: errors can no longer become a 502.

@@ -50,13 +50,3 @@ extension SessionStore {
         reply(verdict)
     }
 }
-
-/// The seam for a shared layer (Redis across replicas). Asynchronous: the request path never waits on
-/// it except where the local table would otherwise expire or refuse a session another replica may
-/// have kept alive. Nothing implements it yet.
-public protocol SharedSessionLayer: Sendable {
-    /// The freshest last activity any replica recorded, delivered on `reply`.
-    func lastActive(_ key: SessionKey, reply: @escaping @Sendable (Int64?) -> Void)
-    /// Publishes local activity (batched and written behind by the implementation).
-    func publish(_ key: SessionKey, record: SessionRecord)
-}
