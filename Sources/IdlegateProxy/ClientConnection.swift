@@ -275,7 +275,8 @@ final class ClientConnection: EventHandler {
         let named = HeaderRewriting.connectionNamed(fields)
         let trusted = peerTrusted
         let session = x.session
-        let replaceCookie = session.cookie != nil
+        var replaceCookie = false
+        if case .rebuilt = session.cookie { replaceCookie = true }
         let stripHeader = session.stripHeader
         if let target = session.target {
             out.append(contentsOf: head.method.utf8)
@@ -290,8 +291,8 @@ final class ClientConnection: EventHandler {
               || (!trusted && HeaderRewriting.isForwardingField(known))
               || (replaceCookie && known == .cookie) || (stripHeader && known == .xOpenerpSessionID))
         }
-        if case .some(.some(let cookie)) = session.cookie { HTTPFields.writeField("Cookie", cookie, into: &out) }
-        _ = HeaderRewriting.writeForwarded(fields, peerHost: peerHost, trusted: trusted, scheme: settings.publicScheme, into: &out)
+        if case .rebuilt(.some(let cookie)) = session.cookie { HTTPFields.writeField("Cookie", cookie, into: &out) }
+        HeaderRewriting.writeForwarded(fields, peerHost: peerHost, trusted: trusted, scheme: settings.publicScheme, into: &out)
         if x.requestChunked { HTTPFields.writeField("Transfer-Encoding", "chunked", into: &out) }
         if let upgrade = x.upgrade {
             HTTPFields.writeField("Connection", "upgrade", into: &out)

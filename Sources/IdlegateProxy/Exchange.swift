@@ -16,7 +16,6 @@ final class Exchange {
     /// The path for log lines: no query string (older Odoo accepts `?session_id=` there).
     let logPath: Substring
     let upstreamIndex: Int
-    let isUpgrade: Bool
     let clientVersion: HTTPVersion
     var keepAlive: Bool
 
@@ -26,6 +25,7 @@ final class Exchange {
     let request: RequestHead
     /// The protocol of an accepted Upgrade, if any.
     let upgrade: String?
+    var isUpgrade: Bool { upgrade != nil }
     /// What the session check decided: the forwarded Cookie and target, the policy's limits.
     let session: SessionDecision
     var retried = false
@@ -53,7 +53,6 @@ final class Exchange {
         clientVersion = head.version
         request = head
         self.upgrade = upgrade
-        isUpgrade = upgrade != nil
         self.upstreamIndex = upstreamIndex
         self.keepAlive = keepAlive
         requestBody = BodyDecoder(framing, limits: limits)

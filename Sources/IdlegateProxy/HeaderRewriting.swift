@@ -1,4 +1,3 @@
-import IdlegateConfig
 import IdlegateHTTP
 
 /// How heads are rewritten on the way through, both directions. A rewrite is a decision per parsed
@@ -41,20 +40,14 @@ enum HeaderRewriting {
         }
     }
 
-    /// Writes the X-Forwarded-* fields the request still lacks (all three for an untrusted peer) and
-    /// returns the client address the request is attributed to.
-    static func writeForwarded(_ fields: HTTPFields, peerHost: String, trusted: Bool, scheme: String, into out: inout [UInt8]) -> String {
-        var client = peerHost
-        if trusted, let last = fields.values(.xForwardedFor).last?.split(separator: ",").last?.trimmingCharacters(in: " \t"),
-           CIDR.parseIP(last) != nil {
-            client = last
-        }
+    /// Writes the X-Forwarded-* fields the request still lacks (all three for an untrusted peer).
+    /// (Who the request is attributed to is worked out once, by the client connection.)
+    static func writeForwarded(_ fields: HTTPFields, peerHost: String, trusted: Bool, scheme: String, into out: inout [UInt8]) {
         if !trusted || !fields.contains(.xForwardedFor) { HTTPFields.writeField("X-Forwarded-For", peerHost, into: &out) }
         if !trusted || !fields.contains(.xForwardedProto) { HTTPFields.writeField("X-Forwarded-Proto", scheme, into: &out) }
         if !trusted || !fields.contains(.xForwardedHost), let host = fields.first(.host) {
             HTTPFields.writeField("X-Forwarded-Host", host, into: &out)
         }
-        return client
     }
 }
 

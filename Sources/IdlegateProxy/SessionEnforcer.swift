@@ -5,10 +5,18 @@ import IdlegatePolicy
 import IdlegateSessions
 import Logging
 
+/// What the forwarded request carries as its Cookie header.
+enum ForwardedCookie: Sendable {
+    /// The client's Cookie headers, as they came.
+    case asSent
+    /// One rebuilt Cookie header (nil: none at all, nothing was left).
+    case rebuilt(String?)
+}
+
 /// The session check of one request: what to forward, or what to answer instead.
 struct SessionDecision: Sendable {
-    /// The forwarded Cookie header: nil to forward the client's as they are, `.some(nil)` for none.
-    var cookie: String?? = nil
+    /// The forwarded Cookie header.
+    var cookie: ForwardedCookie = .asSent
     /// Drop `X-Openerp-Session-Id` from the forwarded request.
     var stripHeader = false
     /// The forwarded target, when `?session_id=` was removed from it.
@@ -99,7 +107,7 @@ final class SessionEnforcer: Sendable {
         // The forwarded Cookie carries exactly the id checked, or none (cookie tossing). A check-mode id
         // moved from the query or header is always rebuilt in, or its session would be lost.
         if (rebuildCookies && (rebuild || (cookie.value != nil && !valid))) || (rebuild && legacy == .check && id != cookie.value) {
-            d.cookie = .some(SessionCookie.rebuild(fields, sessionID: idText))
+            d.cookie = .rebuilt(SessionCookie.rebuild(fields, sessionID: idText))
         }
         guard policy.mode != .off else { d.tracking = false; return d }
         d.enforce = policy.mode == .enforce
@@ -166,7 +174,7 @@ final class SessionEnforcer: Sendable {
         // Login, sign-up, logout and static files are never refused (no login loops): the dead id is
         // left out and Odoo starts a fresh anonymous session.
         if route == .login || route == .staticFile || route == .logout {
-            d.cookie = .some(SessionCookie.rebuild(fields, sessionID: nil))
+            d.cookie = .rebuilt(SessionCookie.rebuild(fields, sessionID: nil))
             d.stripHeader = true
             return d
         }

@@ -325,6 +325,12 @@ class FakeOdoo:
                 return False
 
 
+def ws_handshake(path="/websocket?version=18.0-5", host="a", extra=""):
+    """The browser's WebSocket handshake (the key of RFC 6455's example, so the accept is known)."""
+    return (f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n").encode()
+
+
 def ws_frame(opcode, payload, masked=True):
     head = bytes([0x80 | opcode])
     mbit = 0x80 if masked else 0

@@ -8,7 +8,7 @@ import tempfile
 import pytest
 
 from conftest import Client, free_port, header, wait_port
-from fake_odoo import ws_frame
+from fake_odoo import ws_frame, ws_handshake
 
 NGINX_CONF = """
 daemon off;
@@ -84,8 +84,7 @@ def test_nginx_forwarded_headers_reach_odoo(nginx_in_front, odoo):
 def test_websocket_through_nginx_and_idlegate(nginx_in_front, odoo):
     import socket
     c = Client(socket.create_connection(("127.0.0.1", nginx_in_front), 5))
-    c.send(b"GET /websocket?version=18.0-5 HTTP/1.1\r\nHost: erp.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: http://erp.example\r\n\r\n")
+    c.send(ws_handshake(host="erp.example", extra="Origin: http://erp.example\r\n"))
     status, headers, _ = c.response()
     assert status == 101
     c.send(ws_frame(1, b'{"event_name":"update_presence"}'))

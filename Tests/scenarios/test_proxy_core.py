@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import Client, header, recv_all
-from fake_odoo import ws_frame
+from fake_odoo import ws_frame, ws_handshake
 
 GET = b"GET /web/webclient/version_info HTTP/1.1\r\nHost: odoo.test\r\n\r\n"
 
@@ -216,8 +216,7 @@ def test_large_upload_streams_to_odoo(odoo, start_idlegate):
 def test_websocket_tunnel_echo(odoo, start_idlegate):
     ig = start_idlegate(odoo.url)
     c = Client(ig.connect())
-    c.send(b"GET /websocket?version=18.0-5 HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: http://a\r\n\r\n")
+    c.send(ws_handshake(extra="Origin: http://a\r\n"))
     status, headers, _ = c.response()
     assert status == 101
     assert header(headers, "sec-websocket-accept") == ["s3pPLMBiTxaQ9kYGzzhZRbK+xOo="]
@@ -236,8 +235,7 @@ def test_websocket_tunnel_echo(odoo, start_idlegate):
 def test_upgrade_refused_with_426_opens_no_tunnel(odoo, start_idlegate):
     ig = start_idlegate(odoo.url)
     c = Client(ig.connect())
-    c.send(b"GET /websocket-refused HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    c.send(ws_handshake("/websocket-refused"))
     status, _, body = c.response()
     assert status == 426 and body == b"upgrade refused"
     before = len(odoo.received)

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from conftest import Client, header
-from fake_odoo import ws_frame
+from fake_odoo import ws_frame, ws_handshake
 
 CALL_KW = "/web/dataset/call_kw/res.partner/read"
 
@@ -106,8 +106,7 @@ def test_passive_traffic_does_not_keep_a_session_alive(prefork, start_idlegate):
 def open_websocket(ig, sid):
     """The web client's WebSocket handshake through idlegate; returns the client once it got 101."""
     c = Client(ig.connect())
-    c.send(f"GET /websocket?version=18.0-5 HTTP/1.1\r\nHost: odoo.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-           f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nCookie: session_id={sid}\r\n\r\n".encode())
+    c.send(ws_handshake(host="odoo.test", extra=f"Cookie: session_id={sid}\r\n"))
     assert c.response()[0] == 101
     return c
 
@@ -136,8 +135,7 @@ def test_websocket_frames_do_not_keep_a_session_alive(start_idlegate):
     assert expired(call_kw(ig, f"session_id={sid}")[2])
     # and a new WebSocket on the expired session is not forwarded
     c2 = Client(ig.connect())
-    c2.send(f"GET /websocket HTTP/1.1\r\nHost: odoo.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nCookie: session_id={sid}\r\n\r\n".encode())
+    c2.send(ws_handshake("/websocket", host="odoo.test", extra=f"Cookie: session_id={sid}\r\n"))
     assert c2.response()[0] == 403
     odoo.stop()
     gevent.stop()
