@@ -5,6 +5,8 @@ import PackageDescription
 // - swift-argument-parser: the `idlegate` command line (sub-commands, --help, --version).
 // - swift-log: the logging API; idlegate installs its own one-line stderr handler.
 // - Yams: reads the YAML config file (libyaml inside, no other dependency).
+// - swift-metrics: the metrics API the proxy counts through (the Swift server ecosystem's standard).
+// - swift-prometheus: the exporter behind the admin API's /metrics (swift-metrics + swift-atomics).
 // None of them pulls in SwiftNIO.
 let package = Package(
     name: "idlegate",
@@ -16,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
     ],
     targets: [
         // C shims for what Swift's Glibc module does not export (epoll, eventfd, signal masks).
@@ -39,18 +43,24 @@ let package = Package(
         .target(name: "IdlegateProxy", dependencies: [
             "IdlegateIO", "IdlegateHTTP", "IdlegateConfig", "IdlegateSessions", "IdlegatePolicy",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
         ]),
+        // The admin listener: health, readiness, metrics, sessions, kick, reload. Never proxies.
+        .target(name: "IdlegateAdmin", dependencies: ["IdlegateIO", "IdlegateHTTP", "IdlegateSessions"]),
         // The executable: CLI, signals, wiring.
         .executableTarget(name: "idlegate", dependencies: [
-            "IdlegateProxy", "IdlegateConfig", "IdlegateIO",
+            "IdlegateProxy", "IdlegateConfig", "IdlegateIO", "IdlegateAdmin", "IdlegateSessions",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         // The session table's own benchmark (touches/s, bytes per session).
         .executableTarget(name: "table-bench", dependencies: ["IdlegateSessions"], path: "Benchmarks/TableBench"),
         .testTarget(name: "IdlegateHTTPTests", dependencies: ["IdlegateHTTP"]),
         .testTarget(name: "IdlegateConfigTests", dependencies: ["IdlegateConfig"]),
         .testTarget(name: "IdlegateSessionsTests", dependencies: ["IdlegateSessions"]),
+        .testTarget(name: "IdlegateAdminTests", dependencies: ["IdlegateAdmin", "IdlegateSessions", "IdlegateHTTP"]),
         .testTarget(name: "IdlegatePolicyTests", dependencies: ["IdlegatePolicy", "IdlegateHTTP", "IdlegateConfig"]),
     ],
     swiftLanguageModes: [.v6]

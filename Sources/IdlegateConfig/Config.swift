@@ -48,15 +48,51 @@ public struct Config: Sendable, Equatable {
     public var cookies = CookieSettings()
     /// The HMAC secret for session keys, 64 hex digits; empty = read or create `key_file`. Default empty.
     public var sessionSecret: String = ""
-    /// Where the HMAC secret lives; created with mode 0600 on first start. Default `idlegate.key` in
-    /// the working directory (the systemd unit points it into /var/lib/idlegate).
-    public var keyFile: String = "idlegate.key"
+    /// Where the HMAC secret lives; created with mode 0600 on first start. Default empty: `idlegate.key`
+    /// in `state_dir`.
+    public var keyFile: String = ""
     /// Most sessions tracked; past it, the longest-idle ones are evicted first. Default 1 000 000.
     public var maxSessions: Int = 1_000_000
     /// Post Odoo's /web/session/destroy for every session idlegate expires. Default on.
     public var destroyInOdoo: Bool = true
 
+    // MARK: operations
+
+    /// Where the session snapshot (and, by default, the key file) lives; created if missing. Default
+    /// `idlegate-state` in the working directory (the systemd unit uses /var/lib/idlegate).
+    public var stateDir: String = "idlegate-state"
+    /// How often the session table is written to `state_dir` (also at shutdown); 0 turns persistence
+    /// off: no snapshot is written or restored. Default 30 s.
+    public var snapshotInterval: Int64 = 30_000
+    /// The admin API's address (health, metrics, sessions, reload); empty = off. Default loopback 9180.
+    public var adminListen: String = "127.0.0.1:9180"
+    /// The bearer token the admin API asks for; empty = none. Default empty.
+    public var adminToken: String = ""
+
     public init() {}
+
+    /// The key file in force: `key_file`, or `idlegate.key` in `state_dir`.
+    public var effectiveKeyFile: String {
+        keyFile.isEmpty ? (stateDir.isEmpty ? "idlegate.key" : stateDir + "/idlegate.key") : keyFile
+    }
+
+    /// The keys that differ from `old` and take effect only after a restart (a reload keeps them).
+    public func restartOnlyChanges(from old: Config) -> [String] {
+        var keys: [String] = []
+        if listen != old.listen { keys.append("listen") }
+        if threads != old.threads { keys.append("threads") }
+        if upstream != old.upstream { keys.append("upstream") }
+        if websocketUpstream != old.websocketUpstream { keys.append("websocket_upstream") }
+        if upstreamPoolSize != old.upstreamPoolSize { keys.append("upstream_pool_size") }
+        if sessionSecret != old.sessionSecret { keys.append("session_secret") }
+        if effectiveKeyFile != old.effectiveKeyFile { keys.append("key_file") }
+        if maxSessions != old.maxSessions { keys.append("max_sessions") }
+        if stateDir != old.stateDir { keys.append("state_dir") }
+        if snapshotInterval != old.snapshotInterval { keys.append("snapshot_interval") }
+        if adminListen != old.adminListen { keys.append("admin_listen") }
+        if logLevel != old.logLevel { keys.append("log_level") }
+        return keys
+    }
 }
 
 /// Every timeout, in milliseconds.

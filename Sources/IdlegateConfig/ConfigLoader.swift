@@ -2,21 +2,68 @@ import IdlegateHTTP
 import Yams
 
 extension Config {
-    /// Reads a YAML config over the embedded defaults. Unknown keys are errors (a typo must not
-    /// silently leave a default in force); every error names its key.
-    public static func load(yaml text: String) throws(ConfigError) -> Config {
+    /// Reads a YAML config over the embedded defaults, then the `IDLEGATE_…` environment overrides.
+    /// Unknown keys are errors (a typo must not silently leave a default in force); every error names
+    /// its key, and the variable when the value came from the environment.
+    public static func load(yaml text: String, environment: [String: String] = [:]) throws(ConfigError) -> Config {
         let node: Any?
         do {
             node = try Yams.load(yaml: text)
         } catch {
             throw ConfigError("", "not valid YAML: \(error)")
         }
+        var root: [String: Any] = [:]
+        if let node {
+            guard let m = node as? [String: Any] else { throw ConfigError("", "the file must be a mapping of keys") }
+            root = m
+        }
+        let overrides = try environmentOverrides(environment)
+        for o in overrides { root = merging(root, path: o.path[...], value: o.value) }
         var config = Config()
-        guard let node else { return config }
-        guard let root = node as? [String: Any] else { throw ConfigError("", "the file must be a mapping of keys") }
-        try config.apply(root)
-        try config.validate()
+        do {
+            try config.apply(root)
+            try config.validate()
+        } catch {
+            // Name the variable a bad value came from.
+            if let o = overrides.last(where: { error.key == $0.key || error.key.hasPrefix($0.key + ".") || error.key.hasPrefix($0.key + "[") }) {
+                throw ConfigError(error.key, "\(error.problem) (from \(o.variable))")
+            }
+            throw error
+        }
         return config
+    }
+
+    /// One `IDLEGATE_…` variable: `IDLEGATE_IDLE_TIMEOUT=10m` sets `idle_timeout`; a double underscore
+    /// goes one level down (`IDLEGATE_TIMEOUTS__CLIENT_IDLE=2m`). Values are read as YAML, so lists
+    /// (`[a, b]`) and booleans work as in the file.
+    struct Override {
+        let variable: String
+        let path: [String]
+        let value: Any
+        var key: String { path.joined(separator: ".") }
+    }
+
+    static func environmentOverrides(_ environment: [String: String]) throws(ConfigError) -> [Override] {
+        var out: [Override] = []
+        for (name, text) in environment.sorted(by: { $0.key < $1.key }) where name.hasPrefix("IDLEGATE_") {
+            let path = name.dropFirst(9).lowercased().split(separator: "__", omittingEmptySubsequences: false).map(String.init)
+            guard !path.contains(where: \.isEmpty) else { throw ConfigError(name, "is not a config key") }
+            var value: Any = text
+            if !text.isEmpty, let parsed = try? Yams.load(yaml: text) { value = parsed }
+            out.append(Override(variable: name, path: path, value: value))
+        }
+        return out
+    }
+
+    static func merging(_ m: [String: Any], path: ArraySlice<String>, value: Any) -> [String: Any] {
+        var m = m
+        guard let first = path.first else { return m }
+        if path.count == 1 {
+            m[first] = value
+        } else {
+            m[first] = merging(m[first] as? [String: Any] ?? [:], path: path.dropFirst(), value: value)
+        }
+        return m
     }
 
     private mutating func apply(_ root: [String: Any]) throws(ConfigError) {
@@ -74,6 +121,10 @@ extension Config {
             case "key_file": keyFile = try Self.string(value, key)
             case "max_sessions": maxSessions = try Self.int(value, key, min: 1000, max: 100_000_000)
             case "destroy_in_odoo": destroyInOdoo = try Self.bool(value, key)
+            case "state_dir": stateDir = try Self.string(value, key)
+            case "snapshot_interval": snapshotInterval = try Self.duration(value, key)
+            case "admin_listen": adminListen = try Self.string(value, key)
+            case "admin_token": adminToken = try Self.string(value, key)
             case "limits": try applyLimits(try Self.mapping(value, key))
             case "timeouts": try applyTimeouts(try Self.mapping(value, key))
             default: throw ConfigError(key, "unknown key")
@@ -200,6 +251,15 @@ extension Config {
         }
         for (i, p) in websocketPaths.enumerated() where !p.hasPrefix("/") {
             throw ConfigError("websocket_paths[\(i)]", "\"\(p)\" does not start with /")
+        }
+        if !adminListen.isEmpty && Self.splitHostPort(adminListen) == nil {
+            throw ConfigError("admin_listen", "\"\(adminListen)\" is not HOST:PORT (or empty for no admin API)")
+        }
+        if snapshotInterval != 0 && snapshotInterval < 1000 {
+            throw ConfigError("snapshot_interval", "must be 0 (off) or at least 1s")
+        }
+        if snapshotInterval != 0 && stateDir.isEmpty {
+            throw ConfigError("state_dir", "is required while snapshot_interval is not 0")
         }
         if limits.requestLine > limits.headerBytes {
             throw ConfigError("limits.request_line", "is larger than limits.header_bytes")

@@ -27,6 +27,12 @@ public enum ExpiryResponse {
         return out
     }
 
+    /// The status code of a response these functions built ("HTTP/1.1 303 …").
+    public static func status(of response: [UInt8]) -> Int {
+        guard response.count >= 12 else { return 0 }
+        return response[9..<12].reduce(0) { $0 * 10 + Int($1) - 48 }
+    }
+
     /// `/web/login?redirect=<target, url-encoded>`, as Odoo builds it. The target is always a local
     /// path: one that could read as another site (`//evil.example`, `/\evil`) goes back to `/odoo`.
     public static func loginLocation(for target: String) -> String {

@@ -96,6 +96,7 @@ extension ClientConnection {
             HTTPFields.writeField("Connection", "Upgrade", into: &worker.staging)
             if let u = fields.first(.upgrade) { HTTPFields.writeField("Upgrade", u, into: &worker.staging) }
             worker.staging.append(contentsOf: ChunkedEncoder.chunkEnd)
+            countResponse(x, status: 101)
             x.responseStarted = true
             x.switchToTunnel = true
             return
@@ -110,6 +111,7 @@ extension ClientConnection {
             return
         }
         let framing = try head.framing(requestMethod: x.method)
+        countResponse(x, status: head.status)
         x.upstreamReusable = head.allowsReuse && framing != .untilClose && !x.isUpgrade
         head.writeStatusLine(into: &worker.staging)
         writeResponseFields(x, fields, named: named)
@@ -194,13 +196,21 @@ extension ClientConnection {
         x.upstream?.close()
         x.upstream = nil
         exchange = nil
+        worker.metrics.upstreamErrors[status]?.increment()
         if x.responseStarted {
             closeNow()
         } else {
+            worker.counts.request(x.session.route, status: status)
             inbound.clear()
             client.write(ErrorResponse.bytes(status))
             state = .closing
         }
+    }
+
+    /// A response head from Odoo: its status class and how long Odoo took.
+    func countResponse(_ x: Exchange, status: Int) {
+        worker.counts.request(x.session.route, status: status)
+        worker.metrics.upstreamLatency.recordNanoseconds(monotonicNanos() - x.sentAt)
     }
 
     func finishExchange(_ x: Exchange) {

@@ -1,6 +1,7 @@
 import IdlegateConfig
 import IdlegateHTTP
 import IdlegateIO
+import IdlegatePolicy
 
 /// One client connection: reads requests, forwards each to Odoo, streams the response back, one
 /// exchange at a time (so pipelined requests are answered in order), or carries a WebSocket tunnel.
@@ -29,7 +30,9 @@ final class ClientConnection: EventHandler {
 
     // The worker owns every connection and outlives them all: no reference counting needed.
     unowned(unsafe) let worker: Worker
-    let settings: ProxySettings
+    /// The worker's settings: a reload swaps them, and the next request on this connection reads the
+    /// new ones (an exchange in flight keeps the decision it was made with).
+    var settings: ProxySettings { worker.settings }
     let client: Channel
     let peer: SocketAddress
     /// The peer's address as text and whether it is a trusted proxy, worked out once per connection.
@@ -58,7 +61,6 @@ final class ClientConnection: EventHandler {
     init(fd: Int32, peer: SocketAddress, worker: Worker) {
         self.worker = worker
         self.peer = peer
-        settings = worker.settings
         peerHost = peer.host
         peerTrusted = worker.settings.isTrusted(peer)
         client = Channel(transport: PlainTransport(fd: fd))
@@ -180,6 +182,7 @@ final class ClientConnection: EventHandler {
     func refuse(_ anyError: Error) {
         let error = anyError as? HTTPParseError ?? HTTPParseError(400, "bad request")
         worker.logger.info("refused request from \(peerHost): \(error.status) \(error.reason)")
+        worker.counts.request(nil, status: error.status)
         inbound.clear()
         client.write(ErrorResponse.bytes(error.status))
         state = .closing
@@ -247,6 +250,7 @@ final class ClientConnection: EventHandler {
             // An expired session (enforce): Odoo's own answer, without asking Odoo. A request body the
             // answer leaves unread means the connection cannot go on.
             client.write(answer)
+            worker.counts.request(session.route, status: ExpiryResponse.status(of: answer))
             if r.keepAlive && r.framing == .none && r.upgrade == nil {
                 setDeadline(.idle, settings.timeouts.clientIdle)
                 if !inbound.isEmpty { inboundUnparsed = true }
@@ -258,6 +262,7 @@ final class ClientConnection: EventHandler {
         }
         let x = Exchange(head: head, path: r.path, upgrade: r.upgrade, session: session, framing: r.framing,
                          upstreamIndex: settings.router.upstream(for: r.path), keepAlive: r.keepAlive, limits: settings.limits)
+        x.sentAt = monotonicNanos()
         exchange = x
         state = .proxying
         if !inbound.isEmpty { inboundUnparsed = true }

@@ -29,6 +29,8 @@ final class Exchange {
     /// What the session check decided: the forwarded Cookie and target, the policy's limits.
     let session: SessionDecision
     var retried = false
+    /// When the request was handed to the upstream side (monotonic ns), for the latency histogram.
+    var sentAt: Int64 = 0
 
     var requestBody: BodyDecoder
     let requestChunked: Bool

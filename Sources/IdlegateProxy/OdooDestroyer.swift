@@ -39,6 +39,7 @@ final class OdooDestroyer {
     func destroy(id: String, key: String, host: String?, forwarded: [(String, String)]) {
         guard waiting.count + inFlight.count < Self.maxPending else {
             worker.logger.error("session \(key): Odoo destroy call dropped, \(Self.maxPending) already pending")
+            worker.metrics.destroyFailures.increment()
             return
         }
         var r: [UInt8] = []
@@ -72,6 +73,7 @@ final class OdooDestroyer {
         }
         if call.attempt >= Self.maxAttempts {
             worker.logger.error("session \(call.key): Odoo destroy call failed \(call.attempt) times (\(detail)); the id stays refused here")
+            worker.metrics.destroyFailures.increment()
             return
         }
         worker.logger.warning("session \(call.key): Odoo destroy call failed (\(detail)); retrying")

@@ -6,26 +6,42 @@ import IdlegateSessions
 import Logging
 
 /// The running proxy: listening sockets shared by `threads` event loops, each with its own
-/// connections and upstream pool.
+/// connections and upstream pool; the session table they share; its snapshots; reloads.
 public final class ProxyServer: @unchecked Sendable {
-    private let config: Config
     private let logger: Logger
     private var workers: [Worker] = []
     private var listenFDs: [Int32] = []
     private let stopped = DispatchSemaphore(value: 0)
-    private let table: SessionTable
+    public let table: SessionTable
+    public let metrics: ProxyMetrics
+    private let deriver: SessionKeyDeriver
+    private let clock = SystemSessionClock()
+    private let state: StateDirectory?
+    private let snapshotCheck: SessionKey
+    /// The config in force, and the lock that serialises reloads and snapshots.
+    private var current: Config
+    private let lock = Mutex()
+    public var config: Config { lock.withLock { current } }
 
-    /// Resolves the upstreams and binds every listen address; throws with a readable message.
-    public init(config: Config, logger: Logger) throws {
-        self.config = config
+    /// Resolves the upstreams, loads the secret and the snapshot, binds every listen address; throws
+    /// with a readable message.
+    public init(config: Config, metrics: ProxyMetrics = ProxyMetrics(), logger: Logger) throws {
+        current = config
         self.logger = logger
+        self.metrics = metrics
         let upstreams = try [config.upstream, config.websocketUpstream].map { try SocketAddress.resolve($0.authority) }
+        if !config.stateDir.isEmpty { try StateDirectory.ensure(config.stateDir) }
         let secret = try SessionSecret.load(config: config, logger: logger)
-        let table = SessionTable(maxEntries: config.maxSessions, longestWindow: config.longestWindow)
-        let enforcer = SessionEnforcer(config: config, store: table, deriver: SessionKeyDeriver(secret: secret),
-                                       clock: SystemSessionClock(), logger: logger)
-        self.table = table
-        let settings = ProxySettings(config: config, enforcer: enforcer)
+        deriver = SessionKeyDeriver(secret: secret)
+        snapshotCheck = SessionSnapshot.check(deriver)
+        table = SessionTable(maxEntries: config.maxSessions, longestWindow: config.longestWindow)
+        state = config.snapshotInterval > 0 ? StateDirectory(path: config.stateDir) : nil
+        if let state {
+            state.restore(into: table, check: snapshotCheck, now: clock.now(), logger: logger)
+        } else {
+            logger.notice("session persistence off (snapshot_interval 0): a restart forgets every session")
+        }
+        let settings = makeSettings(config)
         for text in config.listen {
             for address in try SocketAddress.resolve(text) {
                 listenFDs.append(try Socket.listen(on: address, reusePort: false))
@@ -33,38 +49,109 @@ public final class ProxyServer: @unchecked Sendable {
         }
         let threads = config.threads > 0 ? config.threads : max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         for _ in 0..<threads {
-            let w = try Worker(settings: settings, upstreams: upstreams, poolSize: config.upstreamPoolSize, logger: logger)
+            let w = try Worker(settings: settings, metrics: metrics, upstreams: upstreams, poolSize: config.upstreamPoolSize, logger: logger)
             for fd in listenFDs { try w.listen(fd: fd) }
             workers.append(w)
         }
+    }
+
+    private func makeSettings(_ config: Config) -> ProxySettings {
+        let enforcer = SessionEnforcer(config: config, store: table, deriver: deriver, clock: clock, metrics: metrics, logger: logger)
+        return ProxySettings(config: config, enforcer: enforcer)
     }
 
     /// The ports bound, in `listen` order (tests listen on port 0).
     public var boundPorts: [UInt16] { listenFDs.compactMap { Socket.localPort($0) } }
     public var threadCount: Int { workers.count }
 
-    /// Starts one thread per event loop, and the sweeper.
+    /// Starts one thread per event loop, and the housekeeping thread (sweeps, snapshots).
     public func start() {
-        let table = self.table
-        let logger = self.logger
-        Thread.start(name: "idlegate-sweeper") {
-            // Drops records no window can still need, a stripe at a time, once a minute.
-            let clock = SystemSessionClock()
+        OSThread.start(name: "idlegate-housekeeping") { [self] in
+            var lastSweep = clock.now(), lastSnapshot = clock.now()
             while true {
-                sleep(60)
-                let dropped = table.sweep(now: clock.now())
-                if dropped > 0 { logger.debug("sweeper dropped \(dropped) session records; \(table.count) tracked") }
+                sleep(1)
+                let now = clock.now()
+                if now - lastSweep >= 60_000 {
+                    // Drops records no window can still need, a stripe at a time.
+                    lastSweep = now
+                    let dropped = table.sweep(now: now)
+                    if dropped > 0 { logger.debug("sweeper dropped \(dropped) session records; \(table.count) tracked") }
+                }
+                let interval = config.snapshotInterval
+                if interval > 0 && now - lastSnapshot >= interval {
+                    lastSnapshot = now
+                    snapshot()
+                }
             }
         }
         for (i, w) in workers.enumerated() {
             let done = stopped
             w.onStopped = { done.signal() }
-            Thread.start(name: "idlegate-loop-\(i)") { w.loop.run() }
+            OSThread.start(name: "idlegate-loop-\(i)") { w.loop.run() }
         }
     }
 
-    /// Stops accepting, lets in-flight requests finish for up to `timeouts.shutdown_grace`, then
-    /// returns once every loop has stopped.
+    /// Writes the session table to the state directory now (a no-op with persistence off).
+    @discardableResult
+    public func snapshot() -> Bool {
+        guard let state else { return true }
+        return lock.withLock {
+            do {
+                let n = try state.save(table, check: snapshotCheck, now: clock.now())
+                logger.debug("session snapshot: \(n) records written to \(state.snapshotPath)")
+                return true
+            } catch {
+                logger.error("session snapshot failed: \(error) (the previous snapshot stays in place)")
+                return false
+            }
+        }
+    }
+
+    /// Applies a new config's policies, timeouts, limits and cookie settings to every worker without
+    /// dropping a connection or a session. Keys that need a restart are reported and left as they
+    /// were. Returns a line for the log and the admin API.
+    public func reload(_ new: Config) -> String {
+        lock.withLock {
+            let restartOnly = new.restartOnlyChanges(from: current)
+            var applied = new
+            // Keep what cannot change while running.
+            applied.listen = current.listen
+            applied.threads = current.threads
+            applied.upstream = current.upstream
+            applied.websocketUpstream = current.websocketUpstream
+            applied.upstreamPoolSize = current.upstreamPoolSize
+            applied.sessionSecret = current.sessionSecret
+            applied.keyFile = current.keyFile
+            applied.maxSessions = current.maxSessions
+            applied.stateDir = current.stateDir
+            applied.snapshotInterval = current.snapshotInterval
+            applied.adminListen = current.adminListen
+            applied.logLevel = current.logLevel
+            current = applied
+            table.longestWindow = applied.longestWindow
+            let settings = makeSettings(applied)
+            for w in workers { w.loop.execute { w.settings = settings } }
+            metrics.reloads.increment()
+            let policies = applied.policies.map(\.name) + ["default"]
+            var line = "configuration reloaded: policies \(policies.joined(separator: ", ")); default \(applied.mode.rawValue), idle \(Config.formatDuration(applied.idleTimeout))"
+            if !restartOnly.isEmpty { line += "; unchanged until restart: \(restartOnly.joined(separator: ", "))" }
+            return line
+        }
+    }
+
+    /// Ends a session by key (admin kick): its next request gets the expiry response, and that
+    /// request's cookie is used to destroy it in Odoo. False when the key is not tracked.
+    public func kick(_ key: SessionKey) -> Bool {
+        guard let r = table.record(key), !r.isEnded else { return false }
+        table.end(key, now: clock.now())
+        metrics.kicks.increment()
+        return true
+    }
+
+    public var now: Int64 { clock.now() }
+
+    /// Stops accepting, lets in-flight requests finish for up to `timeouts.shutdown_grace`, returns once
+    /// every loop has stopped, and writes a last snapshot.
     public func shutdown() {
         let grace = config.timeouts.shutdownGrace
         for w in workers {
@@ -72,27 +159,6 @@ public final class ProxyServer: @unchecked Sendable {
         }
         for _ in workers { stopped.wait() }
         for fd in listenFDs { close(fd) }
-    }
-}
-
-/// A plain pthread running one closure: the event loops need real threads of their own, not a
-/// dispatch queue's borrowed ones.
-enum Thread {
-    private final class Box {
-        let body: () -> Void
-        let name: String
-        init(_ name: String, _ body: @escaping () -> Void) { self.name = name; self.body = body }
-    }
-
-    static func start(name: String, _ body: @escaping @Sendable () -> Void) {
-        let box = Unmanaged.passRetained(Box(name, body)).toOpaque()
-        var tid = pthread_t()
-        let rc = pthread_create(&tid, nil, { arg in
-            let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
-            box.body()
-            return nil
-        }, box)
-        precondition(rc == 0, "pthread_create failed: \(rc)")
-        pthread_detach(tid)
+        if state != nil && snapshot() { logger.info("session table saved (\(table.count) records)") }
     }
 }

@@ -36,6 +36,10 @@ struct SessionDecision: Sendable {
     var enforce = false
     /// The session a logout route ends, once Odoo has answered.
     var logoutKey: SessionKey? = nil
+    /// What the path means for a session (the metrics' route label).
+    var route: RouteClass = .activity
+    /// The policy's name (log lines, metrics).
+    var policy = "default"
 }
 
 /// Session enforcement, shared by every worker: the store, the key deriver, the policies. Decisions
@@ -53,8 +57,10 @@ final class SessionEnforcer: Sendable {
     let rebuildCookies: Bool
     let destroyInOdoo: Bool
     let logger: Logger
+    let metrics: ProxyMetrics
 
-    init(config: Config, store: SessionStore, deriver: SessionKeyDeriver, clock: SessionClock, logger: Logger) {
+    init(config: Config, store: SessionStore, deriver: SessionKeyDeriver, clock: SessionClock, metrics: ProxyMetrics, logger: Logger) {
+        self.metrics = metrics
         self.store = store
         self.deriver = deriver
         self.clock = clock
@@ -82,6 +88,7 @@ final class SessionEnforcer: Sendable {
         let policy = policies.policies.isEmpty ? policies.fallback
             : policies.select(client: client, host: policies.needsHost ? fields.first(.host) : nil, path: path)
         d.limits = policy.limits
+        d.policy = policy.name
         let cookie = SessionCookie(fields)
 
         // Where the id comes from. Odoo ≤ 15 reads ?session_id=, then X-Openerp-Session-Id, then the
@@ -109,13 +116,14 @@ final class SessionEnforcer: Sendable {
         if (rebuildCookies && (rebuild || (cookie.value != nil && !valid))) || (rebuild && legacy == .check && id != cookie.value) {
             d.cookie = .rebuilt(SessionCookie.rebuild(fields, sessionID: idText))
         }
+        let route = routes.classify(path)
+        d.route = route
         guard policy.mode != .off else { d.tracking = false; return d }
         d.enforce = policy.mode == .enforce
         guard valid, let raw = id else { return d }  // anonymous, as Odoo would treat it
 
         let key = deriver.key(for: raw[...])
         d.key = key
-        let route = routes.classify(path)
         let now = clock.now()
         let verdict = store.check(key, now: now, limits: policy.limits, activity: route == .activity || route == .login, unknown: unknown)
         if route == .logout { d.logoutKey = key }
@@ -153,6 +161,7 @@ final class SessionEnforcer: Sendable {
             dead = true
             let what = policy.mode == .enforce ? "expired" : "would_expire"
             logger.notice("session \(key) \(what): \(reason.rawValue), idle \(idle / 1000)s, window \(window / 1000)s, policy \(policy.name), \(head.method) \(path) from \(clientText)")
+            metrics.expired(policy: policy.name, enforced: policy.mode == .enforce)
             if policy.mode == .audit {
                 store.start(key, now: now, limits: policy.limits)  // watched, not enforced: a fresh clock
                 return d
@@ -185,11 +194,12 @@ final class SessionEnforcer: Sendable {
     }
 
     /// Whether an open tunnel's session is over (it is marked ended when it just expired).
-    func tunnelSessionEnded(_ key: SessionKey, limits: SessionLimits) -> Bool {
+    func tunnelSessionEnded(_ key: SessionKey, limits: SessionLimits, policy: String) -> Bool {
         let now = clock.now()
         switch store.check(key, now: now, limits: limits, activity: false, unknown: .adopt) {
         case .expired(let idle, let reason, let window):
             logger.notice("session \(key) expired: \(reason.rawValue), idle \(idle / 1000)s, window \(window / 1000)s; closing its WebSocket (4001)")
+            metrics.expired(policy: policy, enforced: true)
             return true
         case .ended:
             logger.notice("session \(key) ended; closing its WebSocket (4001)")

@@ -15,7 +15,7 @@ enum SessionSecret {
         if !config.sessionSecret.isEmpty {
             return hexBytes(config.sessionSecret)
         }
-        let path = config.keyFile
+        let path = config.effectiveKeyFile
         if let existing = read(path) {
             let text = String(decoding: existing, as: UTF8.self).trimmingCharacters(in: " \n\r\t")
             guard text.count >= 32, text.count % 2 == 0, text.allSatisfy(\.isHexDigit) else {

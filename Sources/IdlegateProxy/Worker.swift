@@ -4,8 +4,9 @@ import IdlegateHTTP
 import IdlegateIO
 import Logging
 
-/// Settings every connection reads, fixed at start. A class, so that reading it from the hot path
-/// costs one reference, not a copy of every field.
+/// Settings every connection reads. A class, so that reading it from the hot path costs one reference,
+/// not a copy of every field. Immutable: a reload builds new ones and swaps each worker's reference on
+/// that worker's own thread.
 final class ProxySettings: Sendable {
     let limits: HTTPLimits
     let timeouts: Timeouts
@@ -34,7 +35,10 @@ final class ProxySettings: Sendable {
 /// shared by all its connections (only the loop thread touches any of it).
 final class Worker: @unchecked Sendable {
     let loop: EventLoop
-    let settings: ProxySettings
+    var settings: ProxySettings
+    let metrics: ProxyMetrics
+    /// Request counts since the last tick, added to `metrics` on each tick.
+    var counts = WorkerCounts()
     let pool: UpstreamPool
     let logger: Logger
     private(set) var destroyer: OdooDestroyer!
@@ -48,9 +52,10 @@ final class Worker: @unchecked Sendable {
     private var drainDeadline: Int64 = .max
     var onStopped: @Sendable () -> Void = {}
 
-    init(settings: ProxySettings, upstreams: [[SocketAddress]], poolSize: Int, logger: Logger) throws {
+    init(settings: ProxySettings, metrics: ProxyMetrics, upstreams: [[SocketAddress]], poolSize: Int, logger: Logger) throws {
         loop = try EventLoop()
         self.settings = settings
+        self.metrics = metrics
         self.logger = logger
         pool = UpstreamPool(loop: loop, addresses: upstreams, maxIdle: poolSize, idleTimeout: settings.timeouts.upstreamIdle)
         scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
@@ -104,6 +109,7 @@ final class Worker: @unchecked Sendable {
         }
         pool.prune(now: now)
         destroyer.tick(now: now)
+        counts.flush(into: metrics)
         for l in listeners where l.paused { l.resume() }
         if draining && ((connections.isEmpty && destroyer.pending == 0) || now >= drainDeadline) { finish() }
     }
@@ -121,6 +127,7 @@ final class Worker: @unchecked Sendable {
 
     private func finish() {
         for c in connections { c.closeNow() }
+        counts.flush(into: metrics)
         pool.closeAll()
         loop.stop()
         onStopped()

@@ -58,6 +58,9 @@ public struct Int32Millis: Sendable, Equatable {
     /// Milliseconds when non-negative; minus seconds when negative.
     let value: Int32
 
+    /// The stored form, as snapshots write it.
+    init(raw: Int32) { value = raw }
+
     public init(_ millis: Int64) {
         if millis <= Int64(Int32.max) {
             value = Int32(max(0, millis))

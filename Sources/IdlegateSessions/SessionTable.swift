@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 /// The lock-striped in-memory session table: many stripes, each its own lock and map, so threads
 /// touching different sessions never wait on each other. A touch writes one timestamp. Locks guard
@@ -22,8 +23,13 @@ public final class SessionTable: SessionStore, @unchecked Sendable {
     /// How long an ended record is kept so that the id stays refused (ms). Default 7 days: Odoo 16+'s
     /// own session lifetime, past which Odoo would not know the id either.
     public let tombstone: Int64
-    /// The longest window any policy allows (ms): past `lastActive + longest`, a record is dead.
-    public let longestWindow: Int64
+    /// The longest window any policy allows (ms): past `lastActive + longest`, a record is dead. A
+    /// reload may change it.
+    public var longestWindow: Int64 {
+        get { longest.load(ordering: .relaxed) }
+        set { longest.store(newValue, ordering: .relaxed) }
+    }
+    private let longest: Atomic<Int64>
 
     /// - maxEntries: the most sessions tracked. When a stripe is full, a new session evicts the
     ///   stripe's longest-idle eighth first (so the eviction rule is: longest idle goes first).
@@ -40,7 +46,7 @@ public final class SessionTable: SessionStore, @unchecked Sendable {
         stripeCount = n
         mask = n - 1
         perStripe = max(8, maxEntries / n)
-        self.longestWindow = longestWindow
+        longest = Atomic(longestWindow)
         self.tombstone = tombstone
     }
 
@@ -129,6 +135,30 @@ public final class SessionTable: SessionStore, @unchecked Sendable {
 
     public var count: Int {
         (0..<stripeCount).reduce(0) { total, i in total + withStripe(at: i) { $0.count } }
+    }
+
+    /// Calls `body` with each stripe's records in turn, copied out under that stripe's lock (the lock is
+    /// not held while `body` runs): snapshots and the admin listing never stall the request path for
+    /// more than one stripe's copy.
+    public func forEachStripe(_ body: ([(SessionKey, SessionRecord)]) throws -> Void) rethrows {
+        for i in 0..<stripeCount {
+            let entries = withStripe(at: i) { $0.entries }
+            try body(entries)
+        }
+    }
+
+    /// Puts back a record read from a snapshot, unless the sweeper would drop it at `now` or the
+    /// stripe is full. Returns whether it went in.
+    @discardableResult
+    public func restore(_ key: SessionKey, _ record: SessionRecord, now: Int64) -> Bool {
+        let keep = record.isEnded ? now - record.endedAt < tombstone : now - record.lastActive <= longestWindow + tombstone
+        guard keep else { return false }
+        let perStripe = self.perStripe
+        return withStripe(key) { map in
+            guard map.count < perStripe || map.find(key) != nil else { return false }
+            map.insert(key, record)
+            return true
+        }
     }
 
     /// The record as stored (tests, admin).

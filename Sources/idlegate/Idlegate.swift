@@ -1,9 +1,14 @@
 import ArgumentParser
 import CSystem
 import Glibc
+import IdlegateAdmin
 import IdlegateConfig
+import IdlegateIO
 import IdlegateProxy
+import IdlegateSessions
 import Logging
+import Metrics
+import Prometheus
 
 @main
 struct Idlegate: ParsableCommand {
@@ -47,13 +52,24 @@ struct ConfigOptions: ParsableArguments {
     @Option(name: .long, help: "The default policy's mode: enforce, audit or off. (mode)")
     var mode: String?
 
-    /// The effective config: embedded defaults, then the file, then flags.
+    @Option(name: .customLong("state-dir"), help: "Where the session snapshot and key file live. (state_dir)")
+    var stateDir: String?
+
+    @Option(name: .customLong("admin-listen"), help: "The admin API's HOST:PORT; empty for none. (admin_listen)")
+    var adminListen: String?
+
+    /// The effective config: embedded defaults, then the file, then `IDLEGATE_…` variables, then flags.
+    /// Called again on every reload.
     func load() throws -> Config {
-        var c = Config()
+        var text = ""
         if let path = config {
-            guard let text = readFile(path) else { throw ValidationError("cannot read config file \(path): \(String(cString: strerror(errno)))") }
-            do { c = try Config.load(yaml: text) } catch { throw ValidationError("\(path): \(error)") }
+            guard let t = readFile(path) else { throw ValidationError("cannot read config file \(path): \(String(cString: strerror(errno)))") }
+            text = t
         }
+        var c: Config
+        do { c = try Config.load(yaml: text, environment: processEnvironment()) } catch { throw ValidationError("\(config ?? "environment"): \(error)") }
+        if let d = stateDir { c.stateDir = d }
+        if let a = adminListen { c.adminListen = a }
         if !listen.isEmpty { c.listen = listen }
         if let u = upstream {
             guard let url = UpstreamURL(parsing: u) else { throw ValidationError("--upstream: \"\(u)\" is not an http://HOST:PORT URL") }
@@ -95,13 +111,23 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         let config = try options.load()
-        let level = Logger.Level(rawValue: config.logLevel == "warning" ? "warning" : config.logLevel) ?? .info
+        let level = Logger.Level(rawValue: config.logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)
             h.logLevel = level
             return h
         }
         let logger = Logger(label: "idlegate")
+        // Metrics go to Prometheus when there is an admin API to read them; otherwise nowhere, free.
+        let registry = PrometheusCollectorRegistry()
+        if !config.adminListen.isEmpty {
+            var factory = PrometheusMetricsFactory(registry: registry)
+            factory.durationHistogramBuckets["idlegate_upstream_response_seconds"] = [
+                .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+                .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10), .seconds(30), .seconds(60),
+            ]
+            MetricsSystem.bootstrap(factory)
+        }
         // Signals are taken by this thread alone (sigwait below); the loop threads inherit the mask.
         cs_block_signals()
         raiseOpenFileLimit(logger)
@@ -111,68 +137,100 @@ struct Serve: ParsableCommand {
         } catch {
             throw ValidationError("cannot start: \(error)")
         }
+        let options = self.options
+        let reload: @Sendable () -> (Bool, String) = {
+            do {
+                let line = server.reload(try options.load())
+                logger.notice("\(line)")
+                return (true, line)
+            } catch {
+                server.metrics.reloadFailures.increment()
+                logger.error("reload refused, the running configuration stays: \(error)")
+                return (false, "\(error)")
+            }
+        }
+        if !config.adminListen.isEmpty {
+            let admin: AdminServer
+            do {
+                admin = try AdminServer(listen: config.adminListen, backend: adminBackend(server, registry: registry, reload: reload))
+            } catch {
+                throw ValidationError("cannot start the admin API on \(config.adminListen): \(error)")
+            }
+            admin.start()
+            logger.info("admin API on \(config.adminListen)\(config.adminToken.isEmpty ? " (no token)" : " (bearer token)")")
+        }
         server.start()
         logger.info("idlegate \(Idlegate.version) listening on \(config.listen.joined(separator: ", ")) with \(server.threadCount) thread(s); upstream \(config.upstream), websocket upstream \(config.websocketUpstream)")
         while true {
             let sig = cs_wait_signal()
-            if sig == SIGTERM || sig == SIGINT {
+            switch sig {
+            case SIGTERM, SIGINT:
                 logger.info("signal \(sig): no new connections; finishing requests in flight (up to \(config.timeouts.shutdownGrace / 1000)s)")
                 server.shutdown()
                 logger.info("stopped")
                 return
+            case SIGHUP:
+                _ = reload()
+            default:
+                logger.info("signal \(sig) ignored")
             }
-            logger.info("signal \(sig) ignored (reload and log reopening arrive with later features)")
         }
     }
 }
 
+/// The admin API's view of the running server.
+func adminBackend(_ server: ProxyServer, registry: PrometheusCollectorRegistry, reload: @escaping @Sendable () -> (Bool, String)) -> AdminBackend {
+    AdminBackend(
+        metrics: {
+            server.metrics.sessionsTracked.record(server.table.count)
+            return registry.emitToBuffer()
+        },
+        ready: {
+            let upstream = server.config.upstream
+            return (upstreamReachable(upstream.authority), "upstream \(upstream)")
+        },
+        table: server.table,
+        now: { server.now },
+        policyName: { record in
+            let c = server.config
+            let p = (c.policies + [c.defaultPolicy]).first {
+                Int32Millis($0.idleTimeout).millis == record.idle.millis && Int32Millis($0.maxLifetime).millis == record.maxLifetime.millis
+            }
+            return p?.name
+        },
+        login: { _ in nil },
+        kick: { key in
+            let kicked = server.kick(key)
+            if kicked { Logger(label: "idlegate").notice("session \(key) kicked (admin API): its next request is logged out") }
+            return kicked
+        },
+        reload: reload,
+        token: { server.config.adminToken }
+    )
+}
+
+/// Whether a TCP connection to `authority` opens within a second.
+func upstreamReachable(_ authority: String) -> Bool {
+    guard let addresses = try? SocketAddress.resolve(authority) else { return false }
+    for a in addresses {
+        guard let fd = try? Socket.connect(to: a) else { continue }
+        defer { close(fd) }
+        var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+        if poll(&p, 1, 1000) == 1 && Socket.pendingError(fd) == 0 { return true }
+    }
+    return false
+}
+
 struct Check: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Validate the configuration and print the effective values, like nginx -t.")
+    static let configuration = CommandConfiguration(abstract: "Validate the configuration and print the effective values as YAML, like nginx -t.")
 
     @OptionGroup var options: ConfigOptions
 
     func run() throws {
         let c = try options.load()
-        print("""
-        listen: [\(c.listen.map { "\"\($0)\"" }.joined(separator: ", "))]
-        threads: \(c.threads)
-        upstream: \(c.upstream)
-        websocket_upstream: \(c.websocketUpstream)
-        websocket_paths: [\(c.websocketPaths.joined(separator: ", "))]
-        trusted_proxies: [\(c.trustedProxies.map(\.description).joined(separator: ", "))]
-        public_scheme: \(c.publicScheme)
-        allowed_upgrades: [\(c.allowedUpgrades.joined(separator: ", "))]
-        upstream_pool_size: \(c.upstreamPoolSize)
-        log_level: \(c.logLevel)
-        mode: \(c.mode.rawValue)
-        idle_timeout: \(c.idleTimeout)ms
-        max_lifetime: \(c.maxLifetime)ms
-        unknown_sessions: \(c.unknownSessions)
-        legacy_session_sources: \(c.legacySessionSources.rawValue)
-        passive_paths: [\(c.passivePaths.joined(separator: ", "))]
-        policies:\(c.policies.isEmpty ? " []" : "")
-        \(c.policies.map { "  - \($0.name): mode \($0.mode.rawValue), idle \($0.idleTimeout)ms, max \($0.maxLifetime)ms, cidr [\($0.match.cidrs.map(\.description).joined(separator: ", "))], host [\($0.match.hosts.joined(separator: ", "))], path [\($0.match.paths.joined(separator: ", "))]" }.joined(separator: "\n"))
-        cookies: harden \(c.cookies.harden), rebuild \(c.cookies.rebuild), same_site \(c.cookies.sameSite), secure \(c.cookies.secure), session_only \(c.cookies.sessionOnly)
-        key_file: \(c.sessionSecret.isEmpty ? c.keyFile : "(session_secret given)")
-        max_sessions: \(c.maxSessions)
-        destroy_in_odoo: \(c.destroyInOdoo)
-        limits:
-          request_line: \(c.limits.requestLine)
-          header_bytes: \(c.limits.headerBytes)
-          header_count: \(c.limits.headerCount)
-          body: \(c.limits.body)
-          chunk_line: \(c.limits.chunkLine)
-        timeouts:
-          client_header: \(c.timeouts.clientHeader)ms
-          client_idle: \(c.timeouts.clientIdle)ms
-          client_body: \(c.timeouts.clientBody)ms
-          upstream_connect: \(c.timeouts.upstreamConnect)ms
-          upstream_response: \(c.timeouts.upstreamResponse)ms
-          upstream_idle: \(c.timeouts.upstreamIdle)ms
-          tunnel_idle: \(c.timeouts.tunnelIdle)ms
-          shutdown_grace: \(c.timeouts.shutdownGrace)ms
-        configuration ok
-        """)
+        print("# effective configuration (defaults, then the file, then IDLEGATE_* variables, then flags)")
+        print(c.yaml(), terminator: "")
+        print("# configuration ok")
     }
 }
 
@@ -186,6 +244,18 @@ func raiseOpenFileLimit(_ logger: Logger) {
     if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) != 0 {
         logger.warning("open file limit stays at \(before): \(String(cString: strerror(errno)))")
     }
+}
+
+/// The process environment, as `KEY=value` pairs.
+func processEnvironment() -> [String: String] {
+    var out: [String: String] = [:]
+    var p = environ
+    while let entry = p.pointee {
+        let s = String(cString: entry)
+        if let eq = s.firstIndex(of: "=") { out[String(s[..<eq])] = String(s[s.index(after: eq)...]) }
+        p += 1
+    }
+    return out
 }
 
 func readFile(_ path: String) -> String? {

@@ -1,5 +1,6 @@
 """Scenario tests: the real idlegate binary on real sockets, in front of a fake Odoo."""
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -11,7 +12,7 @@ import pytest
 from fake_odoo import FakeOdoo
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-BINARY = os.environ.get("IDLEGATE_BIN", os.path.join(ROOT, ".build", "debug", "idlegate"))
+BINARY = os.environ.get("TEST_IDLEGATE_BINARY", os.path.join(ROOT, ".build", "debug", "idlegate"))
 
 
 def free_port():
@@ -34,18 +35,44 @@ def wait_port(port, timeout=10):
 
 
 class Idlegate:
-    def __init__(self, upstream, websocket_upstream=None, config="", extra=()):
-        self.port = free_port()
+    """One idlegate process with its own state directory and admin port. `state_dir`: reuse another
+    instance's (restarts); `env`: extra environment variables."""
+
+    def __init__(self, upstream, websocket_upstream=None, config="", extra=(), state_dir=None, env=None, port=None):
+        self.upstream, self.websocket_upstream, self.extra, self.env = upstream, websocket_upstream, extra, env
+        self.port = port or free_port()
+        self.admin_port = free_port()
+        self.own_state = state_dir is None
+        self.state_dir = state_dir or tempfile.mkdtemp(prefix="idlegate-state-")
         self.config_file = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
-        if "key_file" not in config and "session_secret" not in config:
-            config = f"key_file: {self.config_file.name}.key\n" + config
         self.config_file.write(config)
         self.config_file.close()
         self.log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
+        self.start()
+
+    def start(self):
         cmd = [BINARY, "serve", "--config", self.config_file.name, "--listen", f"127.0.0.1:{self.port}",
-               "--upstream", upstream, "--websocket-upstream", websocket_upstream or upstream, "--threads", "1", *extra]
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+               "--upstream", self.upstream, "--websocket-upstream", self.websocket_upstream or self.upstream, "--threads", "1",
+               "--state-dir", self.state_dir, "--admin-listen", f"127.0.0.1:{self.admin_port}", *self.extra]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("IDLEGATE_")}
+        env.update(self.env or {})
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         wait_port(self.port)
+        wait_port(self.admin_port)
+
+    def write_config(self, text):
+        with open(self.config_file.name, "w") as f:
+            f.write(text)
+
+    def admin(self, method, path, token=None, timeout=5):
+        """One admin API request: (status, headers dict, body bytes)."""
+        import http.client
+        c = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=timeout)
+        c.request(method, path, headers={"Authorization": f"Bearer {token}"} if token else {})
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, body
 
     def connect(self):
         s = socket.create_connection(("127.0.0.1", self.port), 5)
@@ -63,16 +90,22 @@ class Idlegate:
         with open(self.log.name) as f:
             return f.read()
 
-    def stop(self):
+    def terminate(self):
+        """SIGTERM and wait (a clean shutdown, which writes the last snapshot)."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(10)
+                self.proc.wait(15)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-        os.unlink(self.config_file.name)
-        if os.path.exists(self.config_file.name + ".key"):
-            os.unlink(self.config_file.name + ".key")
+                self.proc.wait()
+
+    def stop(self):
+        self.terminate()
+        if os.path.exists(self.config_file.name):
+            os.unlink(self.config_file.name)
+        if self.own_state:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
 
 
 @pytest.fixture

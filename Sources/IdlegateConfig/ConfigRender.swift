@@ -1,0 +1,111 @@
+extension Config {
+    /// The config as YAML that `load(yaml:)` reads back to the same value: what `idlegate check` prints.
+    /// Secrets (`session_secret`, `admin_token`) are shown as `"(set)"` unless `secrets` is true.
+    public func yaml(secrets: Bool = false) -> String {
+        func q(_ s: String) -> String {
+            var out = "\""
+            for c in s.unicodeScalars {
+                switch c {
+                case "\"": out += "\\\""
+                case "\\": out += "\\\\"
+                case "\n": out += "\\n"
+                case "\t": out += "\\t"
+                default:
+                    if c.value < 0x20 || c.value == 0x7F { out += "\\x" + String(c.value, radix: 16).leftPadded(2) } else { out.unicodeScalars.append(c) }
+                }
+            }
+            return out + "\""
+        }
+        func list(_ items: [String]) -> String { "[" + items.map(q).joined(separator: ", ") + "]" }
+        func secret(_ s: String) -> String { s.isEmpty || secrets ? q(s) : q("(set)") }
+        let d = Self.formatDuration, z = Self.formatSize
+
+        var lines = [
+            "listen: \(list(listen))",
+            "threads: \(threads)",
+            "upstream: \(q(upstream.description))",
+            "websocket_upstream: \(q(websocketUpstream.description))",
+            "websocket_paths: \(list(websocketPaths))",
+            "trusted_proxies: \(list(trustedProxies.map(\.description)))",
+            "public_scheme: \(q(publicScheme))",
+            "allowed_upgrades: \(list(allowedUpgrades))",
+            "upstream_pool_size: \(upstreamPoolSize)",
+            "log_level: \(q(logLevel))",
+            "mode: \(q(mode.rawValue))",
+            "idle_timeout: \(d(idleTimeout))",
+            "max_lifetime: \(d(maxLifetime))",
+        ]
+        if policies.isEmpty {
+            lines.append("policies: []")
+        } else {
+            lines.append("policies:")
+            for p in policies {
+                lines.append("  - name: \(q(p.name))")
+                lines.append("    match:")
+                lines.append("      cidr: \(list(p.match.cidrs.map(\.description)))")
+                lines.append("      host: \(list(p.match.hosts))")
+                lines.append("      path: \(list(p.match.paths))")
+                lines.append("    idle_timeout: \(d(p.idleTimeout))")
+                lines.append("    max_lifetime: \(d(p.maxLifetime))")
+                lines.append("    mode: \(q(p.mode.rawValue))")
+            }
+        }
+        lines += [
+            "unknown_sessions: \(q(unknownSessions))",
+            "passive_paths: \(list(passivePaths))",
+            "legacy_session_sources: \(q(legacySessionSources.rawValue))",
+            "cookies:",
+            "  harden: \(cookies.harden)",
+            "  rebuild: \(cookies.rebuild)",
+            "  same_site: \(q(cookies.sameSite))",
+            "  secure: \(q(cookies.secure))",
+            "  session_only: \(cookies.sessionOnly)",
+            "session_secret: \(secret(sessionSecret))",
+            "key_file: \(q(keyFile))",
+            "max_sessions: \(maxSessions)",
+            "destroy_in_odoo: \(destroyInOdoo)",
+            "state_dir: \(q(stateDir))",
+            "snapshot_interval: \(d(snapshotInterval))",
+            "admin_listen: \(q(adminListen))",
+            "admin_token: \(secret(adminToken))",
+            "limits:",
+            "  request_line: \(z(Int64(limits.requestLine)))",
+            "  header_bytes: \(z(Int64(limits.headerBytes)))",
+            "  header_count: \(limits.headerCount)",
+            "  body: \(z(limits.body))",
+            "  chunk_line: \(z(Int64(limits.chunkLine)))",
+            "timeouts:",
+            "  client_header: \(d(timeouts.clientHeader))",
+            "  client_idle: \(d(timeouts.clientIdle))",
+            "  client_body: \(d(timeouts.clientBody))",
+            "  upstream_connect: \(d(timeouts.upstreamConnect))",
+            "  upstream_response: \(d(timeouts.upstreamResponse))",
+            "  upstream_idle: \(d(timeouts.upstreamIdle))",
+            "  tunnel_idle: \(d(timeouts.tunnelIdle))",
+            "  shutdown_grace: \(d(timeouts.shutdownGrace))",
+        ]
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// `15m`, `90s`, `1500ms`, `0`: the largest unit that divides the value.
+    public static func formatDuration(_ ms: Int64) -> String {
+        if ms == 0 { return "0" }
+        for (suffix, factor) in [("d", Int64(86_400_000)), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] where ms % factor == 0 {
+            return "\(ms / factor)\(suffix)"
+        }
+        return "\(ms)ms"
+    }
+
+    /// `128MiB`, `8KiB`, `1000`: the largest binary unit that divides the value.
+    public static func formatSize(_ n: Int64) -> String {
+        if n == 0 { return "0" }
+        for (suffix, factor) in [("GiB", Int64(1 << 30)), ("MiB", 1 << 20), ("KiB", 1 << 10)] where n % factor == 0 {
+            return "\(n / factor)\(suffix)"
+        }
+        return "\(n)"
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
+}
