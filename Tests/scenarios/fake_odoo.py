@@ -119,6 +119,10 @@ class FakeOdoo:
     def stop(self):
         self.stopping = True
         try:
+            self.lsock.shutdown(socket.SHUT_RDWR)  # wakes the accept() (close alone would not)
+        except OSError:
+            pass
+        try:
             self.lsock.close()
         except OSError:
             pass
