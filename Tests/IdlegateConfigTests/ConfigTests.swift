@@ -130,3 +130,55 @@ struct ExampleConfigTests {
         #expect(c.mode == .audit && !c.destroyInOdoo)
     }
 }
+
+@Suite("Effective config and environment")
+struct EffectiveConfigTests {
+    /// What `idlegate check` prints reads back to the same config, for the defaults and every example.
+    @Test(arguments: ["config/idlegate.yaml", "config/behind-nginx.yaml", "config/kiosk.yaml", "config/audit-only.yaml"])
+    func printedConfigReadsBack(_ path: String) throws {
+        let c = try Config.load(yaml: ShippedConfigTests.read(path))
+        #expect(try Config.load(yaml: c.yaml()) == c)
+    }
+
+    @Test func secretsAreNotPrinted() throws {
+        var c = Config()
+        c.adminToken = "t0ken"
+        c.sessionSecret = String(repeating: "ab", count: 32)
+        #expect(!c.yaml().contains("t0ken") && !c.yaml().contains("abab"))
+        #expect(try Config.load(yaml: c.yaml(secrets: true)) == c)
+    }
+
+    @Test func environmentOverridesTheFile() throws {
+        let c = try Config.load(yaml: "idle_timeout: 15m\ntimeouts:\n  client_idle: 60s\n", environment: [
+            "IDLEGATE_IDLE_TIMEOUT": "10m",
+            "IDLEGATE_TIMEOUTS__CLIENT_IDLE": "2m",
+            "IDLEGATE_TRUSTED_PROXIES": "[10.0.0.0/8, 192.168.0.0/16]",
+            "IDLEGATE_COOKIES__HARDEN": "false",
+            "IDLEGATE_ADMIN_TOKEN": "secret",
+            "HOME": "/root",
+        ])
+        #expect(c.idleTimeout == 600_000)
+        #expect(c.timeouts.clientIdle == 120_000)
+        #expect(c.trustedProxies.map(\.description) == ["10.0.0.0/8", "192.168.0.0/16"])
+        #expect(c.cookies.harden == false)
+        #expect(c.adminToken == "secret")
+    }
+
+    @Test func environmentErrorsNameTheVariable() {
+        func message(_ env: [String: String]) -> String {
+            do { _ = try Config.load(yaml: "", environment: env); return "accepted" } catch { return error.description }
+        }
+        #expect(message(["IDLEGATE_IDLE_TIMEOUT": "soon"]) == "idle_timeout: \"soon\" is not a duration (like 90s, 15m, 12h) (from IDLEGATE_IDLE_TIMEOUT)")
+        #expect(message(["IDLEGATE_TIMEOUTS__CLIENT_IDEL": "1m"]) == "timeouts.client_idel: unknown key (from IDLEGATE_TIMEOUTS__CLIENT_IDEL)")
+        #expect(message(["IDLEGATE_TIMEOUTS____X": "1m"]) == "IDLEGATE_TIMEOUTS____X: is not a config key")
+    }
+
+    @Test func durationsPrintInTheLargestUnit() {
+        #expect(Config.formatDuration(900_000) == "15m")
+        #expect(Config.formatDuration(90_000) == "90s")
+        #expect(Config.formatDuration(43_200_000) == "12h")
+        #expect(Config.formatDuration(1500) == "1500ms")
+        #expect(Config.formatSize(128 << 20) == "128MiB")
+        #expect(Config.formatSize(1000) == "1000")
+    }
+}
