@@ -90,3 +90,35 @@ def test_websocket_through_nginx_and_idlegate(nginx_in_front, odoo):
     c.send(ws_frame(1, b'{"event_name":"update_presence"}'))
     h = c._take(2)
     assert c._take(h[1] & 0x7F) == b'{"event_name":"update_presence"}'
+
+
+@pytest.mark.parametrize("site", ["nginx-odoo16.conf", "nginx-odoo12-15.conf"])
+def test_shipped_nginx_sites_pass_nginx_t(site):
+    """The deploy/ server blocks, as shipped (TLS listen swapped for a plain one), load in a real nginx."""
+    if not shutil.which("nginx"):
+        pytest.fail("nginx is not installed: run the README's test command, which installs it")
+    root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+    with open(os.path.join(root, "deploy", site)) as f:
+        text = f.read()
+    assert "proxy_pass http://idlegate;" in text
+    text = text.replace("listen 443 ssl;", f"listen 127.0.0.1:{free_port()};").replace("listen 80;", f"listen 127.0.0.1:{free_port()};")
+    d = tempfile.mkdtemp()
+    conf = f"""pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+  client_body_temp_path {d}/body;
+  proxy_temp_path {d}/proxy;
+  fastcgi_temp_path {d}/fastcgi;
+  uwsgi_temp_path {d}/uwsgi;
+  scgi_temp_path {d}/scgi;
+  access_log off;
+{text}
+}}
+"""
+    with open(os.path.join(d, "nginx.conf"), "w") as f:
+        f.write(conf)
+    r = subprocess.run(["nginx", "-t", "-c", os.path.join(d, "nginx.conf"), "-p", d], capture_output=True, text=True)
+    shutil.rmtree(d, ignore_errors=True)
+    assert r.returncode == 0, r.stderr
+    assert "test is successful" in r.stderr
