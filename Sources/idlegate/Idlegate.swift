@@ -58,6 +58,15 @@ struct ConfigOptions: ParsableArguments {
     @Option(name: .customLong("admin-listen"), help: "The admin API's HOST:PORT; empty for none. (admin_listen)")
     var adminListen: String?
 
+    /// `load()`, or the reason on stderr and exit status 1 (no usage text: the message names the key).
+    func loadOrExit() throws -> Config {
+        do {
+            return try load()
+        } catch {
+            throw fail("\(error)")
+        }
+    }
+
     /// The effective config: embedded defaults, then the file, then `IDLEGATE_…` variables, then flags.
     /// Called again on every reload.
     func load() throws -> Config {
@@ -110,7 +119,7 @@ struct Serve: ParsableCommand {
     @OptionGroup var options: ConfigOptions
 
     func run() throws {
-        let config = try options.load()
+        let config = try options.loadOrExit()
         let level = Logger.Level(rawValue: config.logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardError(label: label)
@@ -135,7 +144,7 @@ struct Serve: ParsableCommand {
         do {
             server = try ProxyServer(config: config, logger: logger)
         } catch {
-            throw ValidationError("cannot start: \(error)")
+            throw fail("cannot start: \(error)")
         }
         let options = self.options
         let reload: @Sendable () -> (Bool, String) = {
@@ -154,7 +163,7 @@ struct Serve: ParsableCommand {
             do {
                 admin = try AdminServer(listen: config.adminListen, backend: adminBackend(server, registry: registry, reload: reload))
             } catch {
-                throw ValidationError("cannot start the admin API on \(config.adminListen): \(error)")
+                throw fail("cannot start the admin API on \(config.adminListen): \(error)")
             }
             admin.start()
             logger.info("admin API on \(config.adminListen)\(config.adminToken.isEmpty ? " (no token)" : " (bearer token)")")
@@ -227,7 +236,7 @@ struct Check: ParsableCommand {
     @OptionGroup var options: ConfigOptions
 
     func run() throws {
-        let c = try options.load()
+        let c = try options.loadOrExit()
         print("# effective configuration (defaults, then the file, then IDLEGATE_* variables, then flags)")
         print(c.yaml(), terminator: "")
         print("# configuration ok")
@@ -244,6 +253,14 @@ func raiseOpenFileLimit(_ logger: Logger) {
     if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) != 0 {
         logger.warning("open file limit stays at \(before): \(String(cString: strerror(errno)))")
     }
+}
+
+/// Writes `idlegate: message` to stderr and gives the exit status 1 to throw (no usage text: the
+/// message says what is wrong).
+func fail(_ message: String) -> ExitCode {
+    let line = Array("idlegate: \(message)\n".utf8)
+    _ = write(2, line, line.count)
+    return ExitCode(1)
 }
 
 /// The process environment, as `KEY=value` pairs.
