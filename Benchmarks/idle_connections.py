@@ -6,6 +6,7 @@ open and idle, and reports the RSS growth per connection. Both proxies stand in 
 upstream of ../shared/bench (nginx on 127.0.0.1:9000).
 Usage: idle_connections.py --idlegate BINARY [--connections N]
 """
+import tempfile
 import argparse
 import os
 import resource
@@ -112,7 +113,8 @@ def main():
 
         n = measure("nginx", ["nginx", "-c", "/tmp/bench-idle-nginx.conf"], 9100, nginx_worker, a.connections)
         i = measure("idlegate", [a.idlegate, "serve", "--threads", "1", "--listen", "127.0.0.1:9310",
-                                 "--upstream", "http://127.0.0.1:9000"], 9310, lambda p: p.pid, a.connections)
+                                 "--upstream", "http://127.0.0.1:9000", "--admin-listen", "127.0.0.1:9311",
+                                 "--state-dir", tempfile.mkdtemp(prefix="idlegate-bench-")], 9310, lambda p: p.pid, a.connections)
         print(f"idlegate/nginx bytes per idle connection: {i / max(n, 1):.2f}")
     finally:
         upstream.terminate()
