@@ -41,15 +41,19 @@ let package = Package(
         ]),
         // The flow: client connection state machine, routing, upstream pool, tunnels, error funnel.
         .target(name: "IdlegateProxy", dependencies: [
-            "IdlegateIO", "IdlegateHTTP", "IdlegateConfig", "IdlegateSessions", "IdlegatePolicy",
+            "IdlegateIO", "IdlegateHTTP", "IdlegateConfig", "IdlegateSessions", "IdlegatePolicy", "IdlegateAudit",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
         ]),
         // The admin listener: health, readiness, metrics, sessions, kick, reload. Never proxies.
         .target(name: "IdlegateAdmin", dependencies: ["IdlegateIO", "IdlegateHTTP", "IdlegateSessions"]),
+        // zlib (Debian zlib1g-dev): gzip for rotated audit logs and for reading them back.
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // The audit trail: events, the writer queue, file sink, rotation, gzip, the report.
+        .target(name: "IdlegateAudit", dependencies: ["CZlib"]),
         // The executable: CLI, signals, wiring.
         .executableTarget(name: "idlegate", dependencies: [
-            "IdlegateProxy", "IdlegateConfig", "IdlegateIO", "IdlegateAdmin", "IdlegateSessions",
+            "IdlegateProxy", "IdlegateConfig", "IdlegateIO", "IdlegateAdmin", "IdlegateSessions", "IdlegateAudit",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
@@ -60,6 +64,7 @@ let package = Package(
         .testTarget(name: "IdlegateHTTPTests", dependencies: ["IdlegateHTTP"]),
         .testTarget(name: "IdlegateConfigTests", dependencies: ["IdlegateConfig"]),
         .testTarget(name: "IdlegateSessionsTests", dependencies: ["IdlegateSessions"]),
+        .testTarget(name: "IdlegateAuditTests", dependencies: ["IdlegateAudit"]),
         .testTarget(name: "IdlegateAdminTests", dependencies: ["IdlegateAdmin", "IdlegateSessions", "IdlegateHTTP"]),
         .testTarget(name: "IdlegatePolicyTests", dependencies: ["IdlegatePolicy", "IdlegateHTTP", "IdlegateConfig"]),
     ],

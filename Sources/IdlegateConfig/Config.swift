@@ -68,6 +68,7 @@ public struct Config: Sendable, Equatable {
     public var adminListen: String = "127.0.0.1:9180"
     /// The bearer token the admin API asks for; empty = none. Default empty.
     public var adminToken: String = ""
+    public var audit = AuditConfig()
 
     public init() {}
 
@@ -91,8 +92,29 @@ public struct Config: Sendable, Equatable {
         if snapshotInterval != old.snapshotInterval { keys.append("snapshot_interval") }
         if adminListen != old.adminListen { keys.append("admin_listen") }
         if logLevel != old.logLevel { keys.append("log_level") }
+        if audit != old.audit { keys.append("audit") }
         return keys
     }
+}
+
+/// The audit trail (JSON Lines).
+public struct AuditConfig: Sendable, Equatable {
+    /// A file path, `-` for stdout, empty for none. Default none.
+    public var log = ""
+    /// A person's request after at least this long idle is logged as `activity_resumed`. Default 60 s.
+    public var activityFloor: Int64 = 60_000
+    /// Rotate when the file would pass this size; 0 = never by size. Default 0.
+    public var rotateSize: Int64 = 0
+    /// Rotate once a day (UTC). Default off.
+    public var rotateDaily = false
+    /// Rotated, gzip-compressed files kept. Default 14.
+    public var keep = 14
+    /// Most events waiting to be written; past it they are dropped and counted. Default 65 536.
+    public var queue = 65_536
+    /// How often written events are fsync'ed. Default 1 s.
+    public var fsyncInterval: Int64 = 1000
+
+    public init() {}
 }
 
 /// Every timeout, in milliseconds.

@@ -125,6 +125,7 @@ extension Config {
             case "snapshot_interval": snapshotInterval = try Self.duration(value, key)
             case "admin_listen": adminListen = try Self.string(value, key)
             case "admin_token": adminToken = try Self.string(value, key)
+            case "audit": try applyAudit(try Self.mapping(value, key))
             case "limits": try applyLimits(try Self.mapping(value, key))
             case "timeouts": try applyTimeouts(try Self.mapping(value, key))
             default: throw ConfigError(key, "unknown key")
@@ -159,6 +160,24 @@ extension Config {
             case "upstream_idle": timeouts.upstreamIdle = ms
             case "tunnel_idle": timeouts.tunnelIdle = ms
             case "shutdown_grace": timeouts.shutdownGrace = ms
+            default: throw ConfigError(path, "unknown key")
+            }
+        }
+    }
+
+    private mutating func applyAudit(_ m: [String: Any]) throws(ConfigError) {
+        for (key, value) in m.sorted(by: { $0.key < $1.key }) {
+            let path = "audit.\(key)"
+            switch key {
+            case "log": audit.log = try Self.string(value, path)
+            case "activity_floor": audit.activityFloor = try Self.positiveDuration(value, path)
+            case "rotate_size":
+                audit.rotateSize = try Self.size(value, path, min: 0)
+                if audit.rotateSize != 0 && audit.rotateSize < 4096 { throw ConfigError(path, "must be 0 (off) or at least 4KiB") }
+            case "rotate_daily": audit.rotateDaily = try Self.bool(value, path)
+            case "keep": audit.keep = try Self.int(value, path, min: 0, max: 100_000)
+            case "queue": audit.queue = try Self.int(value, path, min: 1, max: 10_000_000)
+            case "fsync_interval": audit.fsyncInterval = try Self.positiveDuration(value, path)
             default: throw ConfigError(path, "unknown key")
             }
         }

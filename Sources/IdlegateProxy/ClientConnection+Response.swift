@@ -117,6 +117,13 @@ extension ClientConnection {
         writeResponseFields(x, fields, named: named)
         if head.status < 400, let k = x.session.logoutKey {
             settings.enforcer.store.end(k, now: settings.enforcer.clock.now())
+            settings.enforcer.audit.emit(.logout, key: k) { e in
+                e.client = x.session.client
+                e.policy = x.session.policy
+                e.method = x.method
+                e.path = String(x.logPath)
+                e.status = head.status
+            }
         }
         switch framing {
         case .none, .length:
@@ -147,7 +154,7 @@ extension ClientConnection {
         for i in 0..<fields.count {
             let known = fields.known(at: i)
             if HeaderRewriting.isHopByHop(fields, i, known, named: named) { continue }
-            if known == .setCookie, let hardened = settings.enforcer.responseCookie(fields.value(at: i), decision: x.session) {
+            if known == .setCookie, let hardened = settings.enforcer.responseCookie(fields.value(at: i), decision: x.session, loginBody: &x.loginBody, json: x.loginIsJSON) {
                 HTTPFields.writeField("Set-Cookie", hardened, into: &worker.staging)
             } else {
                 fields.writeField(at: i, into: &worker.staging)

@@ -63,7 +63,7 @@ extension ClientConnection {
     /// frames never count) gets Odoo's close code 4001, SESSION_EXPIRED, between two frames.
     func checkTunnel() {
         guard state == .tunnel, !closeTunnelAtBoundary, let x = exchange, x.session.enforce, let key = x.session.key else { return }
-        guard settings.enforcer.tunnelSessionEnded(key, limits: x.session.limits, policy: x.session.policy) else { return }
+        guard settings.enforcer.tunnelSessionEnded(key, limits: x.session.limits, policy: x.session.policy, client: x.session.client) else { return }
         closeTunnelAtBoundary = true
         if serverFrames.atBoundary {
             sendSessionExpiredClose()

@@ -183,6 +183,11 @@ final class ClientConnection: EventHandler {
         let error = anyError as? HTTPParseError ?? HTTPParseError(400, "bad request")
         worker.logger.info("refused request from \(peerHost): \(error.status) \(error.reason)")
         worker.counts.request(nil, status: error.status)
+        settings.enforcer.audit.emit(.requestRefused) { e in
+            e.client = peerHost
+            e.status = error.status
+            e.reason = error.reason
+        }
         inbound.clear()
         client.write(ErrorResponse.bytes(error.status))
         state = .closing
@@ -439,6 +444,9 @@ final class ClientConnection: EventHandler {
         let limit = settings.limits.body
         let used = try x.requestBody.decode(input) { data in
             x.requestBodyBytes += Int64(data.count)
+            if x.loginBody != nil && x.loginBody!.count < LoginField.maxBytes {
+                x.loginBody!.append(contentsOf: data.prefix(LoginField.maxBytes - x.loginBody!.count))
+            }
             if x.requestBodyBytes > limit { throw HTTPParseError(413, "request body larger than the limit") }
             if x.requestChunked {
                 ChunkedEncoder.chunkHeader(data.count, into: &worker.staging)

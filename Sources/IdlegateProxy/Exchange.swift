@@ -29,6 +29,10 @@ final class Exchange {
     /// What the session check decided: the forwarded Cookie and target, the policy's limits.
     let session: SessionDecision
     var retried = false
+    /// A login request's first bytes (at most `LoginField.maxBytes`), kept only until the response's
+    /// new session is paired with the login name in them; nil for every other request.
+    var loginBody: [UInt8]?
+    var loginIsJSON = false
     /// When the request was handed to the upstream side (monotonic ns), for the latency histogram.
     var sentAt: Int64 = 0
 
@@ -60,5 +64,13 @@ final class Exchange {
         requestBody = BodyDecoder(framing, limits: limits)
         requestChunked = framing == .chunked
         responseParser = HeadParser(kind: .response, limits: limits)
+        if head.method == "POST" && framing != .none {
+            if path == "/web/login" {
+                loginBody = []
+            } else if path == "/web/session/authenticate" {
+                loginBody = []
+                loginIsJSON = true
+            }
+        }
     }
 }

@@ -74,6 +74,10 @@ final class OdooDestroyer {
         if call.attempt >= Self.maxAttempts {
             worker.logger.error("session \(call.key): Odoo destroy call failed \(call.attempt) times (\(detail)); the id stays refused here")
             worker.metrics.destroyFailures.increment()
+            worker.settings.enforcer.audit.emit(.destroyFailed) { e in
+                e.key = call.key
+                e.reason = detail
+            }
             return
         }
         worker.logger.warning("session \(call.key): Odoo destroy call failed (\(detail)); retrying")

@@ -1,5 +1,6 @@
 import Dispatch
 import Glibc
+import IdlegateAudit
 import IdlegateConfig
 import IdlegateIO
 import IdlegateSessions
@@ -14,6 +15,7 @@ public final class ProxyServer: @unchecked Sendable {
     private let stopped = DispatchSemaphore(value: 0)
     public let table: SessionTable
     public let metrics: ProxyMetrics
+    public let audit: Auditor
     private let deriver: SessionKeyDeriver
     private let clock = SystemSessionClock()
     private let state: StateDirectory?
@@ -35,6 +37,19 @@ public final class ProxyServer: @unchecked Sendable {
         deriver = SessionKeyDeriver(secret: secret)
         snapshotCheck = SessionSnapshot.check(deriver)
         table = SessionTable(maxEntries: config.maxSessions, longestWindow: config.longestWindow)
+        var log: AuditLog? = nil
+        if !config.audit.log.isEmpty {
+            var s = AuditSettings(path: config.audit.log)
+            s.rotateSize = config.audit.rotateSize
+            s.rotateDaily = config.audit.rotateDaily
+            s.keep = config.audit.keep
+            s.queueCapacity = config.audit.queue
+            s.fsyncInterval = config.audit.fsyncInterval
+            log = try AuditLog(settings: s, onDrop: { [metrics] n in metrics.auditDropped.increment(by: Int64(n)) },
+                               onError: { [logger] message in logger.error("\(message)") })
+            log?.start()
+        }
+        audit = Auditor(log: log, activityFloor: config.audit.activityFloor)
         state = config.snapshotInterval > 0 ? StateDirectory(path: config.stateDir) : nil
         if let state {
             state.restore(into: table, check: snapshotCheck, now: clock.now(), logger: logger)
@@ -56,7 +71,7 @@ public final class ProxyServer: @unchecked Sendable {
     }
 
     private func makeSettings(_ config: Config) -> ProxySettings {
-        let enforcer = SessionEnforcer(config: config, store: table, deriver: deriver, clock: clock, metrics: metrics, logger: logger)
+        let enforcer = SessionEnforcer(config: config, store: table, deriver: deriver, clock: clock, metrics: metrics, audit: audit, logger: logger)
         return ProxySettings(config: config, enforcer: enforcer)
     }
 
@@ -75,6 +90,7 @@ public final class ProxyServer: @unchecked Sendable {
                     // Drops records no window can still need, a stripe at a time.
                     lastSweep = now
                     let dropped = table.sweep(now: now)
+                    audit.logins.prune { table.record($0) != nil }
                     if dropped > 0 { logger.debug("sweeper dropped \(dropped) session records; \(table.count) tracked") }
                 }
                 let interval = config.snapshotInterval
@@ -127,6 +143,7 @@ public final class ProxyServer: @unchecked Sendable {
             applied.snapshotInterval = current.snapshotInterval
             applied.adminListen = current.adminListen
             applied.logLevel = current.logLevel
+            applied.audit = current.audit
             current = applied
             table.longestWindow = applied.longestWindow
             let settings = makeSettings(applied)
@@ -145,6 +162,7 @@ public final class ProxyServer: @unchecked Sendable {
         guard let r = table.record(key), !r.isEnded else { return false }
         table.end(key, now: clock.now())
         metrics.kicks.increment()
+        audit.emit(.kicked, key: key) { $0.reason = "admin" }
         return true
     }
 
@@ -160,5 +178,6 @@ public final class ProxyServer: @unchecked Sendable {
         for _ in workers { stopped.wait() }
         for fd in listenFDs { close(fd) }
         if state != nil && snapshot() { logger.info("session table saved (\(table.count) records)") }
+        audit.log?.close()
     }
 }

@@ -1,3 +1,4 @@
+import IdlegateAudit
 import IdlegateConfig
 import IdlegateHTTP
 import IdlegateIO
@@ -38,8 +39,12 @@ struct SessionDecision: Sendable {
     var logoutKey: SessionKey? = nil
     /// What the path means for a session (the metrics' route label).
     var route: RouteClass = .activity
-    /// The policy's name (log lines, metrics).
+    /// The policy's name (log lines, metrics, audit events).
     var policy = "default"
+    /// The policy enforces or audits (for audit events).
+    var mode = "enforce"
+    /// The client address the request is attributed to (audit events).
+    var client = ""
 }
 
 /// Session enforcement, shared by every worker: the store, the key deriver, the policies. Decisions
@@ -58,9 +63,11 @@ final class SessionEnforcer: Sendable {
     let destroyInOdoo: Bool
     let logger: Logger
     let metrics: ProxyMetrics
+    let audit: Auditor
 
-    init(config: Config, store: SessionStore, deriver: SessionKeyDeriver, clock: SessionClock, metrics: ProxyMetrics, logger: Logger) {
+    init(config: Config, store: SessionStore, deriver: SessionKeyDeriver, clock: SessionClock, metrics: ProxyMetrics, audit: Auditor, logger: Logger) {
         self.metrics = metrics
+        self.audit = audit
         self.store = store
         self.deriver = deriver
         self.clock = clock
@@ -89,6 +96,8 @@ final class SessionEnforcer: Sendable {
             : policies.select(client: client, host: policies.needsHost ? fields.first(.host) : nil, path: path)
         d.limits = policy.limits
         d.policy = policy.name
+        d.mode = policy.mode.rawValue
+        d.client = clientText
         let cookie = SessionCookie(fields)
 
         // Where the id comes from. Odoo ≤ 15 reads ?session_id=, then X-Openerp-Session-Id, then the
@@ -115,6 +124,12 @@ final class SessionEnforcer: Sendable {
         // moved from the query or header is always rebuilt in, or its session would be lost.
         if (rebuildCookies && (rebuild || (cookie.value != nil && !valid))) || (rebuild && legacy == .check && id != cookie.value) {
             d.cookie = .rebuilt(SessionCookie.rebuild(fields, sessionID: idText))
+            if rebuild || cookie.value != nil {
+                audit.emit(.cookieRewritten) { e in
+                    Self.describe(&e, head, clientText, policy.name)
+                    e.reason = cookie.value != nil && !valid ? "malformed session_id" : rebuild && id != cookie.value ? "id moved from query or header" : "several or unusually spelled session_id cookies"
+                }
+            }
         }
         let route = routes.classify(path)
         d.route = route
@@ -128,8 +143,21 @@ final class SessionEnforcer: Sendable {
         let verdict = store.check(key, now: now, limits: policy.limits, activity: route == .activity || route == .login, unknown: unknown)
         if route == .logout { d.logoutKey = key }
         switch verdict {
-        case .active, .adopted:
-            if case .adopted = verdict { logger.info("session \(key) first seen (adopted) from \(clientText), policy \(policy.name)") }
+        case .active(let gap):
+            if audit.enabled && gap >= audit.floor && (route == .activity || route == .login) {
+                audit.emit(.activityResumed, key: key) { e in
+                    Self.describe(&e, head, clientText, policy.name)
+                    e.idleSeconds = gap / 1000
+                    e.windowSeconds = policy.limits.idle / 1000
+                }
+            }
+            return d
+        case .adopted:
+            logger.info("session \(key) first seen (adopted) from \(clientText), policy \(policy.name)")
+            audit.emit(.sessionStarted, key: key) { e in
+                Self.describe(&e, head, clientText, policy.name)
+                e.reason = "first_seen"
+            }
             return d
         default:
             // Rare: a session that looks over. The local table confirms inline; a shared layer may
@@ -162,6 +190,13 @@ final class SessionEnforcer: Sendable {
             let what = policy.mode == .enforce ? "expired" : "would_expire"
             logger.notice("session \(key) \(what): \(reason.rawValue), idle \(idle / 1000)s, window \(window / 1000)s, policy \(policy.name), \(head.method) \(path) from \(clientText)")
             metrics.expired(policy: policy.name, enforced: policy.mode == .enforce)
+            audit.emit(policy.mode == .enforce ? .expired : .wouldExpire, key: key) { e in
+                Self.describe(&e, head, clientText, policy.name)
+                e.mode = policy.mode.rawValue
+                e.idleSeconds = idle / 1000
+                e.windowSeconds = window / 1000
+                e.reason = reason.rawValue
+            }
             if policy.mode == .audit {
                 store.start(key, now: now, limits: policy.limits)  // watched, not enforced: a fresh clock
                 return d
@@ -176,6 +211,11 @@ final class SessionEnforcer: Sendable {
         case .unknownRefused:
             dead = true
             logger.notice("session \(key) refused: unknown, policy \(policy.name), \(head.method) \(path) from \(clientText)")
+            audit.emit(.refused, key: key) { e in
+                Self.describe(&e, head, clientText, policy.name)
+                e.mode = policy.mode.rawValue
+                e.reason = "unknown"
+            }
             if policy.mode == .audit { return d }
             if destroyInOdoo { d.destroyID = String(decoding: raw, as: UTF8.self) }
         }
@@ -194,12 +234,21 @@ final class SessionEnforcer: Sendable {
     }
 
     /// Whether an open tunnel's session is over (it is marked ended when it just expired).
-    func tunnelSessionEnded(_ key: SessionKey, limits: SessionLimits, policy: String) -> Bool {
+    func tunnelSessionEnded(_ key: SessionKey, limits: SessionLimits, policy: String, client: String) -> Bool {
         let now = clock.now()
         switch store.check(key, now: now, limits: limits, activity: false, unknown: .adopt) {
         case .expired(let idle, let reason, let window):
             logger.notice("session \(key) expired: \(reason.rawValue), idle \(idle / 1000)s, window \(window / 1000)s; closing its WebSocket (4001)")
             metrics.expired(policy: policy, enforced: true)
+            audit.emit(.expired, key: key) { e in
+                e.client = client
+                e.policy = policy
+                e.mode = "enforce"
+                e.path = "/websocket"
+                e.idleSeconds = idle / 1000
+                e.windowSeconds = window / 1000
+                e.reason = reason.rawValue
+            }
             return true
         case .ended:
             logger.notice("session \(key) ended; closing its WebSocket (4001)")
@@ -213,12 +262,38 @@ final class SessionEnforcer: Sendable {
     /// visitors get one too). Odoo also re-sends the request's own id (on the WebSocket 101, on many
     /// JSON-RPC answers; Odoo 19's rotation keeps the first 42 characters, so the same key): that is
     /// no new session and must not move its clock. Returns the hardened value, or nil to pass it as is.
-    func responseCookie(_ value: String, decision: SessionDecision) -> String? {
+    func responseCookie(_ value: String, decision: SessionDecision, loginBody: inout [UInt8]?, json: Bool) -> String? {
         if decision.tracking, let sid = Self.setCookieSessionID(value) {
             let key = deriver.key(for: sid[...])
-            if key != decision.key { store.start(key, now: clock.now(), limits: decision.limits) }
+            if key != decision.key {
+                store.start(key, now: clock.now(), limits: decision.limits)
+                // A login answered with a new session: pair it with the login name the request carried.
+                // The body prefix is dropped here, password and all.
+                let login = loginBody.flatMap { LoginField.parse($0, json: json) }
+                loginBody = nil
+                if let login { audit.logins.set(key, login) }
+                audit.emit(.sessionStarted, key: key) { e in
+                    e.client = decision.client
+                    e.policy = decision.policy
+                    e.reason = "odoo"
+                }
+                if login != nil {
+                    audit.emit(.login, key: key) { e in
+                        e.client = decision.client
+                        e.policy = decision.policy
+                    }
+                }
+            }
         }
         return hardening.harden(value, https: decision.https)
+    }
+
+    /// The request fields every event about a request carries.
+    static func describe(_ e: inout AuditEvent, _ head: RequestHead, _ client: String, _ policy: String) {
+        e.client = client
+        e.policy = policy
+        e.method = head.method
+        e.path = AuditEvent.pathWithoutQueryValues(head.target)
     }
 
     /// The id a `Set-Cookie: session_id=…` hands out, if it is one (not a clearing, not malformed).

@@ -1,0 +1,319 @@
+import CZlib
+import Dispatch
+import Glibc
+
+/// Where events go and how they are kept.
+public struct AuditSettings: Sendable, Equatable {
+    /// A file path, `-` for stdout, empty for no audit log.
+    public var path: String
+    /// Rotate when the file would pass this many bytes; 0 = never by size.
+    public var rotateSize: Int64 = 0
+    /// Rotate at the first write of each UTC day.
+    public var rotateDaily = false
+    /// Rotated (gzip-compressed) files kept; older ones are deleted.
+    public var keep = 14
+    /// Most events waiting to be written; past it, events are dropped and counted.
+    public var queueCapacity = 65_536
+    /// How often written events are fsync'ed (ms): what a power loss can lose beyond that.
+    public var fsyncInterval: Int64 = 1000
+
+    public init(path: String) { self.path = path }
+}
+
+/// The audit trail's writer. Request paths hand events to `emit`, which only appends to a bounded
+/// queue under a lock; one writer thread encodes and writes them, at once when it is idle and at most
+/// `flushInterval` after they came, to a file opened O_APPEND. Overflow is counted and reported as an
+/// `events_dropped` event, never silent. `reopen()` (SIGUSR1) reopens the path for logrotate; built-in
+/// rotation renames the file and gzips it with zlib off the writer thread.
+public final class AuditLog: @unchecked Sendable {
+    public let settings: AuditSettings
+    // Allocated, so that their addresses are stable (an inout of a stored property need not be).
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var queue: [AuditEvent] = []
+    private var dropped = 0
+    private var droppedTotal = 0
+    private var reopenRequested = false
+    private var stopping = false
+    private var stopped = false
+    private let done = DispatchSemaphore(value: 0)
+    private let compressor = DispatchQueue(label: "idlegate-audit-gzip")
+    private let compressions = DispatchGroup()
+    /// Called with the number of events dropped (for a metric).
+    private let onDrop: @Sendable (Int) -> Void
+    private let onError: @Sendable (String) -> Void
+
+    // Writer-thread state.
+    private var fd: Int32 = -1
+    private var size: Int64 = 0
+    private var day: Int64 = -1
+    private var lastFsync: Int64 = 0
+    private var unsynced = false
+
+    /// Opens (creating) the file; throws with a readable message when it cannot.
+    public init(settings: AuditSettings, onDrop: @escaping @Sendable (Int) -> Void = { _ in },
+                onError: @escaping @Sendable (String) -> Void = { _ in }) throws {
+        self.settings = settings
+        self.onDrop = onDrop
+        self.onError = onError
+        pthread_mutex_init(mutex, nil)
+        var attr = pthread_condattr_t()
+        pthread_condattr_init(&attr)
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
+        pthread_cond_init(cond, &attr)
+        pthread_condattr_destroy(&attr)
+        queue.reserveCapacity(256)
+        if let message = openFile() { throw AuditError(message) }
+        day = Self.utcDay(Self.wallMillis())
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        pthread_cond_destroy(cond)
+        mutex.deallocate()
+        cond.deallocate()
+    }
+
+    public func start() {
+        var tid = pthread_t()
+        let box = Unmanaged.passRetained(self).toOpaque()
+        let rc = pthread_create(&tid, nil, { arg in
+            let log = Unmanaged<AuditLog>.fromOpaque(arg!).takeRetainedValue()
+            log.run()
+            return nil
+        }, box)
+        precondition(rc == 0, "pthread_create failed: \(rc)")
+        pthread_detach(tid)
+    }
+
+    /// Queues an event (any thread). Never blocks on I/O.
+    public func emit(_ event: AuditEvent) {
+        pthread_mutex_lock(mutex)
+        if stopped || queue.count >= settings.queueCapacity {
+            dropped += 1
+            droppedTotal += 1
+            pthread_mutex_unlock(mutex)
+            onDrop(1)
+            return
+        }
+        queue.append(event)
+        if queue.count == 1 { pthread_cond_signal(cond) }
+        pthread_mutex_unlock(mutex)
+    }
+
+    /// Reopens the path before the next write (logrotate's postrotate: SIGUSR1).
+    public func reopen() {
+        pthread_mutex_lock(mutex)
+        reopenRequested = true
+        pthread_cond_signal(cond)
+        pthread_mutex_unlock(mutex)
+    }
+
+    /// Writes everything queued, fsyncs, closes; waits for rotated files to be compressed. After it,
+    /// events are dropped.
+    public func close() {
+        pthread_mutex_lock(mutex)
+        stopping = true
+        pthread_cond_signal(cond)
+        pthread_mutex_unlock(mutex)
+        done.wait()
+        compressions.wait()
+    }
+
+    /// Events dropped since start.
+    public var droppedCount: Int {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return droppedTotal
+    }
+
+    // MARK: the writer thread
+
+    private func run() {
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(64 * 1024)
+        while true {
+            pthread_mutex_lock(mutex)
+            while queue.isEmpty && dropped == 0 && !reopenRequested && !stopping {
+                // Wake at least once per fsync interval so written lines reach the disk in time.
+                var ts = timespec()
+                clock_gettime(CLOCK_MONOTONIC, &ts)
+                let wait = unsynced ? settings.fsyncInterval : 60_000
+                var nsec = Int(ts.tv_nsec) + Int(wait % 1000) * 1_000_000
+                ts.tv_sec += Int(wait / 1000) + nsec / 1_000_000_000
+                nsec %= 1_000_000_000
+                ts.tv_nsec = nsec
+                if pthread_cond_timedwait(cond, mutex, &ts) == ETIMEDOUT { break }
+            }
+            let batch = queue
+            queue.removeAll(keepingCapacity: true)
+            let lost = dropped
+            dropped = 0
+            let reopenNow = reopenRequested
+            reopenRequested = false
+            let stop = stopping
+            pthread_mutex_unlock(mutex)
+
+            let now = Self.wallMillis()
+            if reopenNow {
+                closeFile()
+                if let message = openFile() { onError(message) }
+            }
+            buffer.removeAll(keepingCapacity: true)
+            for e in batch { e.encode(into: &buffer) }
+            if lost > 0 {
+                var e = AuditEvent(.eventsDropped, time: now)
+                e.count = lost
+                e.reason = "queue full"
+                e.encode(into: &buffer)
+            }
+            if !buffer.isEmpty {
+                rotateIfDue(adding: buffer.count, now: now)
+                write(buffer)
+            }
+            if unsynced && (stop || now - lastFsync >= settings.fsyncInterval) {
+                if fd > 2 { fsync(fd) }
+                lastFsync = now
+                unsynced = false
+            }
+            if stop {
+                pthread_mutex_lock(mutex)
+                let empty = queue.isEmpty && dropped == 0
+                if empty { stopped = true }
+                pthread_mutex_unlock(mutex)
+                if empty {
+                    closeFile()
+                    done.signal()
+                    return
+                }
+            }
+        }
+    }
+
+    private func write(_ bytes: [UInt8]) {
+        guard fd >= 0 else { return }
+        var at = 0
+        while at < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + at, bytes.count - at) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 {
+                onError("audit log \(settings.path): write failed: \(String(cString: strerror(errno)))")
+                return
+            }
+            at += n
+        }
+        size += Int64(bytes.count)
+        unsynced = true
+    }
+
+    private func openFile() -> String? {
+        if settings.path == "-" {
+            fd = 1
+            return nil
+        }
+        let f = open(settings.path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
+        guard f >= 0 else { return "audit log \(settings.path): cannot open: \(String(cString: strerror(errno)))" }
+        fd = f
+        var st = stat()
+        size = fstat(f, &st) == 0 ? Int64(st.st_size) : 0
+        return nil
+    }
+
+    private func closeFile() {
+        if fd > 2 {
+            fsync(fd)
+            Glibc.close(fd)
+        }
+        fd = -1
+    }
+
+    // MARK: rotation
+
+    private func rotateIfDue(adding count: Int, now: Int64) {
+        guard settings.path != "-" else { return }
+        let today = Self.utcDay(now)
+        let bySize = settings.rotateSize > 0 && size > 0 && size + Int64(count) > settings.rotateSize
+        let byDay = settings.rotateDaily && today != day && size > 0
+        day = today
+        guard bySize || byDay else { return }
+        closeFile()
+        var name = settings.path + "." + Self.stamp(now)
+        var n = 1
+        while access(name, F_OK) == 0 || access(name + ".gz", F_OK) == 0 {
+            name = settings.path + "." + Self.stamp(now) + "-\(n)"
+            n += 1
+        }
+        if rename(settings.path, name) != 0 {
+            onError("audit log \(settings.path): cannot rotate: \(String(cString: strerror(errno)))")
+        } else {
+            let keep = settings.keep, path = settings.path, report = onError, rotated = name
+            compressor.async(group: compressions) {
+                if let message = Self.gzip(rotated) { report(message) }
+                Self.prune(path, keep: keep)
+            }
+        }
+        if let message = openFile() { onError(message) }
+    }
+
+    /// Compresses `path` to `path.gz` (gzip, zlib) and removes the plain file.
+    static func gzip(_ path: String) -> String? {
+        let input = open(path, O_RDONLY | O_CLOEXEC)
+        guard input >= 0 else { return "audit log \(path): cannot read for compression" }
+        defer { Glibc.close(input) }
+        guard let gz = gzopen(path + ".gz.tmp", "wb6") else { return "audit log \(path).gz: cannot create" }
+        var buf = [UInt8](repeating: 0, count: 256 * 1024)
+        var ok = true
+        while true {
+            let n = read(input, &buf, buf.count)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { ok = n == 0; break }
+            if gzwrite(gz, buf, UInt32(n)) != Int32(n) { ok = false; break }
+        }
+        ok = gzclose(gz) == Z_OK && ok
+        guard ok else {
+            unlink(path + ".gz.tmp")
+            return "audit log \(path): compression failed; the plain file stays"
+        }
+        rename(path + ".gz.tmp", path + ".gz")
+        unlink(path)
+        return nil
+    }
+
+    /// Deletes the oldest rotated files of `path` beyond `keep`.
+    static func prune(_ path: String, keep: Int) {
+        let slash = path.lastIndex(of: "/")
+        let dir = slash.map { String(path[..<$0]) } ?? "."
+        let base = slash.map { String(path[path.index(after: $0)...]) } ?? path
+        guard let d = opendir(dir.isEmpty ? "/" : dir) else { return }
+        var rotated: [String] = []
+        while let entry = readdir(d) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) { String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self)) }
+            if name.hasPrefix(base + ".") && name.hasSuffix(".gz") { rotated.append(name) }
+        }
+        closedir(d)
+        rotated.sort()  // the stamp sorts by time
+        for name in rotated.dropLast(keep) { unlink(dir + "/" + name) }
+    }
+
+    static func wallMillis() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+
+    static func utcDay(_ ms: Int64) -> Int64 { ms / 86_400_000 }
+
+    /// `20261125-113924`, UTC.
+    static func stamp(_ ms: Int64) -> String {
+        var out: [UInt8] = []
+        AuditEvent.appendTimestamp(ms, into: &out)
+        let s = String(decoding: out, as: UTF8.self)  // 2026-11-25T11:39:24.123Z
+        let digits = s.filter(\.isNumber)
+        return String(digits.prefix(8)) + "-" + String(digits.dropFirst(8).prefix(6))
+    }
+}
+
+public struct AuditError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ d: String) { description = d }
+}
