@@ -216,7 +216,10 @@ final class SessionEnforcer: Sendable {
                 e.mode = policy.mode.rawValue
                 e.reason = "unknown"
             }
-            if policy.mode == .audit { return d }
+            if policy.mode == .audit {
+                store.start(key, now: now, limits: policy.limits)  // would be refused; watched from now on
+                return d
+            }
             if destroyInOdoo { d.destroyID = String(decoding: raw, as: UTF8.self) }
         }
         guard dead else { return d }

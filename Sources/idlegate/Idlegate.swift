@@ -2,6 +2,7 @@ import ArgumentParser
 import CSystem
 import Glibc
 import IdlegateAdmin
+import IdlegateAudit
 import IdlegateConfig
 import IdlegateIO
 import IdlegateProxy
@@ -18,7 +19,7 @@ struct Idlegate: ParsableCommand {
         commandName: "idlegate",
         abstract: "Idle-timeout enforcement for Odoo sessions, as a reverse proxy in front of Odoo.",
         version: version,
-        subcommands: [Serve.self, Check.self],
+        subcommands: [Serve.self, Check.self, Audit.self],
         defaultSubcommand: nil
     )
 }
@@ -58,6 +59,9 @@ struct ConfigOptions: ParsableArguments {
     @Option(name: .customLong("admin-listen"), help: "The admin API's HOST:PORT; empty for none. (admin_listen)")
     var adminListen: String?
 
+    @Option(name: .customLong("audit-log"), help: "The audit log: a file, - for stdout. (audit.log)")
+    var auditLog: String?
+
     /// `load()`, or the reason on stderr and exit status 1 (no usage text: the message names the key).
     func loadOrExit() throws -> Config {
         do {
@@ -79,6 +83,7 @@ struct ConfigOptions: ParsableArguments {
         do { c = try Config.load(yaml: text, environment: processEnvironment()) } catch { throw ValidationError("\(config ?? "environment"): \(error)") }
         if let d = stateDir { c.stateDir = d }
         if let a = adminListen { c.adminListen = a }
+        if let a = auditLog { c.audit.log = a }
         if !listen.isEmpty { c.listen = listen }
         if let u = upstream {
             guard let url = UpstreamURL(parsing: u) else { throw ValidationError("--upstream: \"\(u)\" is not an http://HOST:PORT URL") }
@@ -151,9 +156,11 @@ struct Serve: ParsableCommand {
             do {
                 let line = server.reload(try options.load())
                 logger.notice("\(line)")
+                server.audit.record(.configReloaded, reason: line)
                 return (true, line)
             } catch {
                 server.metrics.reloadFailures.increment()
+                server.audit.record(.configReloadFailed, reason: "\(error)")
                 logger.error("reload refused, the running configuration stays: \(error)")
                 return (false, "\(error)")
             }
@@ -180,9 +187,46 @@ struct Serve: ParsableCommand {
                 return
             case SIGHUP:
                 _ = reload()
+            case SIGUSR1:
+                if let log = server.audit.log {
+                    log.reopen()
+                    logger.info("SIGUSR1: reopening the audit log \(log.settings.path)")
+                }
             default:
                 logger.info("signal \(sig) ignored")
             }
+        }
+    }
+}
+
+struct Audit: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Read the audit trail.", subcommands: [Report.self])
+
+    struct Report: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Per policy and per login: sessions, idle gaps, and how many sessions each candidate window would have expired.")
+
+        @Argument(help: "Audit log files, plain or .gz, read in the order given.")
+        var files: [String]
+
+        @Option(help: "Candidate windows, comma-separated durations.")
+        var windows = "5m,10m,15m,30m"
+
+        @Flag(help: "One JSON object instead of tables.")
+        var json = false
+
+        func run() throws {
+            var seconds: [Int64] = []
+            for w in windows.split(separator: ",") {
+                guard let ms = Config.parseDuration(String(w)), ms >= 1000 else { throw fail("--windows: \"\(w)\" is not a duration (like 5m, 90s)") }
+                seconds.append(ms / 1000)
+            }
+            var report = AuditReport(windows: seconds)
+            for f in files {
+                do { try report.read(path: f) } catch { throw fail("\(error)") }
+            }
+            report.finishOpenSessions()
+            print(json ? report.json() : report.table(), terminator: json ? "\n" : "")
         }
     }
 }
@@ -207,7 +251,7 @@ func adminBackend(_ server: ProxyServer, registry: PrometheusCollectorRegistry, 
             }
             return p?.name
         },
-        login: { _ in nil },
+        login: { key in server.audit.logins[key] },
         kick: { key in
             let kicked = server.kick(key)
             if kicked { Logger(label: "idlegate").notice("session \(key) kicked (admin API): its next request is logged out") }
