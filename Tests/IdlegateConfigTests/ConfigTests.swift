@@ -128,6 +128,7 @@ struct ExampleConfigTests {
     @Test func auditOnly() throws {
         let c = try Config.load(yaml: ShippedConfigTests.read("config/audit-only.yaml"))
         #expect(c.mode == .audit && !c.destroyInOdoo)
+        #expect(c.audit.log == "/var/log/idlegate/audit.jsonl" && c.audit.rotateDaily && c.audit.keep == 90)
     }
 }
 
