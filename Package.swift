@@ -41,7 +41,7 @@ let package = Package(
         ]),
         // The flow: client connection state machine, routing, upstream pool, tunnels, error funnel.
         .target(name: "IdlegateProxy", dependencies: [
-            "IdlegateIO", "IdlegateHTTP", "IdlegateConfig", "IdlegateSessions", "IdlegatePolicy", "IdlegateAudit",
+            "IdlegateIO", "IdlegateHTTP", "IdlegateConfig", "IdlegateSessions", "IdlegatePolicy", "IdlegateAudit", "IdlegateReaper",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
         ]),
@@ -49,11 +49,13 @@ let package = Package(
         .target(name: "IdlegateAdmin", dependencies: ["IdlegateIO", "IdlegateHTTP", "IdlegateSessions"]),
         // zlib (Debian zlib1g-dev): gzip for rotated audit logs and for reading them back.
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // `idlegate reap`: cleans Odoo's file session store, matched to idlegate's state by session key.
+        .target(name: "IdlegateReaper", dependencies: ["IdlegateSessions"]),
         // The audit trail: events, the writer queue, file sink, rotation, gzip, the report.
         .target(name: "IdlegateAudit", dependencies: ["CZlib"]),
         // The executable: CLI, signals, wiring.
         .executableTarget(name: "idlegate", dependencies: [
-            "IdlegateProxy", "IdlegateConfig", "IdlegateIO", "IdlegateAdmin", "IdlegateSessions", "IdlegateAudit",
+            "IdlegateProxy", "IdlegateConfig", "IdlegateIO", "IdlegateAdmin", "IdlegateSessions", "IdlegateAudit", "IdlegateReaper",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
@@ -65,6 +67,7 @@ let package = Package(
         .testTarget(name: "IdlegateConfigTests", dependencies: ["IdlegateConfig"]),
         .testTarget(name: "IdlegateSessionsTests", dependencies: ["IdlegateSessions"]),
         .testTarget(name: "IdlegateAuditTests", dependencies: ["IdlegateAudit"]),
+        .testTarget(name: "IdlegateReaperTests", dependencies: ["IdlegateReaper", "IdlegateSessions"]),
         .testTarget(name: "IdlegateAdminTests", dependencies: ["IdlegateAdmin", "IdlegateSessions", "IdlegateHTTP"]),
         .testTarget(name: "IdlegatePolicyTests", dependencies: ["IdlegatePolicy", "IdlegateHTTP", "IdlegateConfig"]),
     ],

@@ -26,6 +26,8 @@ public struct AuditEvent: Sendable {
         case destroyFailed = "destroy_failed"
         case configReloaded = "config_reloaded"
         case configReloadFailed = "config_reload_failed"
+        /// Odoo session files deleted by the scheduled reaper; `count` how many, `reason` by rule.
+        case sessionsReaped = "sessions_reaped"
         /// Events lost to a full queue since the last write; `count` says how many.
         case eventsDropped = "events_dropped"
     }

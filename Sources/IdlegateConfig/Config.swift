@@ -69,6 +69,7 @@ public struct Config: Sendable, Equatable {
     /// The bearer token the admin API asks for; empty = none. Default empty.
     public var adminToken: String = ""
     public var audit = AuditConfig()
+    public var reap = ReapConfig()
 
     public init() {}
 
@@ -95,6 +96,20 @@ public struct Config: Sendable, Equatable {
         if audit != old.audit { keys.append("audit") }
         return keys
     }
+}
+
+/// Cleaning Odoo's file session store from inside `serve` (`idlegate reap` does it once).
+public struct ReapConfig: Sendable, Equatable {
+    /// Odoo's `<data_dir>/sessions`; empty = no scheduled reaping. Default empty.
+    public var sessionsDir = ""
+    /// How often. Default 1 h.
+    public var interval: Int64 = 3_600_000
+    /// Session files untouched this long go. Default 7 days (Odoo 16+'s own session lifetime).
+    public var idle: Int64 = 7 * 86_400_000
+    /// Anonymous (not logged in, JSON) session files untouched this long go. Default 1 h.
+    public var anonymousIdle: Int64 = 3_600_000
+
+    public init() {}
 }
 
 /// The audit trail (JSON Lines).

@@ -126,6 +126,7 @@ extension Config {
             case "admin_listen": adminListen = try Self.string(value, key)
             case "admin_token": adminToken = try Self.string(value, key)
             case "audit": try applyAudit(try Self.mapping(value, key))
+            case "reap": try applyReap(try Self.mapping(value, key))
             case "limits": try applyLimits(try Self.mapping(value, key))
             case "timeouts": try applyTimeouts(try Self.mapping(value, key))
             default: throw ConfigError(key, "unknown key")
@@ -160,6 +161,21 @@ extension Config {
             case "upstream_idle": timeouts.upstreamIdle = ms
             case "tunnel_idle": timeouts.tunnelIdle = ms
             case "shutdown_grace": timeouts.shutdownGrace = ms
+            default: throw ConfigError(path, "unknown key")
+            }
+        }
+    }
+
+    private mutating func applyReap(_ m: [String: Any]) throws(ConfigError) {
+        for (key, value) in m.sorted(by: { $0.key < $1.key }) {
+            let path = "reap.\(key)"
+            switch key {
+            case "sessions_dir": reap.sessionsDir = try Self.string(value, path)
+            case "interval":
+                reap.interval = try Self.duration(value, path)
+                if reap.interval < 60_000 { throw ConfigError(path, "must be at least 1m") }
+            case "idle": reap.idle = try Self.positiveDuration(value, path)
+            case "anonymous_idle": reap.anonymousIdle = try Self.positiveDuration(value, path)
             default: throw ConfigError(path, "unknown key")
             }
         }

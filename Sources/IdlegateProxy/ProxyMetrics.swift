@@ -23,6 +23,7 @@ public final class ProxyMetrics: Sendable {
     public let auditDropped: CoreMetrics.Counter
     let destroyFailures: CoreMetrics.Counter
     public let sessionsTracked: CoreMetrics.Gauge
+    let reaped: [String: CoreMetrics.Counter]
 
     public init() {
         var r: [CoreMetrics.Counter] = []
@@ -43,6 +44,11 @@ public final class ProxyMetrics: Sendable {
         auditDropped = CoreMetrics.Counter(label: "idlegate_audit_events_dropped_total")
         destroyFailures = CoreMetrics.Counter(label: "idlegate_odoo_destroy_failures_total")
         sessionsTracked = CoreMetrics.Gauge(label: "idlegate_sessions_tracked")
+        var reaped: [String: CoreMetrics.Counter] = [:]
+        for reason in ["idle", "anonymous", "ended"] {
+            reaped[reason] = CoreMetrics.Counter(label: "idlegate_reaped_session_files_total", dimensions: [("reason", reason)])
+        }
+        self.reaped = reaped
     }
 
     /// Expiries by policy and mode (`expired` when enforced, `would_expire` in audit mode). Rare: the

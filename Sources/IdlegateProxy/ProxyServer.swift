@@ -3,6 +3,7 @@ import Glibc
 import IdlegateAudit
 import IdlegateConfig
 import IdlegateIO
+import IdlegateReaper
 import IdlegateSessions
 import Logging
 
@@ -83,6 +84,8 @@ public final class ProxyServer: @unchecked Sendable {
     public func start() {
         OSThread.start(name: "idlegate-housekeeping") { [self] in
             var lastSweep = clock.now(), lastSnapshot = clock.now()
+            // The first scheduled reap a few seconds after start, then every interval.
+            var lastReap = clock.now() - config.reap.interval + 5_000
             while true {
                 sleep(1)
                 let now = clock.now()
@@ -92,6 +95,11 @@ public final class ProxyServer: @unchecked Sendable {
                     let dropped = table.sweep(now: now)
                     audit.logins.prune { table.record($0) != nil }
                     if dropped > 0 { logger.debug("sweeper dropped \(dropped) session records; \(table.count) tracked") }
+                }
+                let reap = config.reap
+                if !reap.sessionsDir.isEmpty && now - lastReap >= reap.interval {
+                    lastReap = now
+                    reapSessionFiles(reap)
                 }
                 let interval = config.snapshotInterval
                 if interval > 0 && now - lastSnapshot >= interval {
@@ -104,6 +112,28 @@ public final class ProxyServer: @unchecked Sendable {
             let done = stopped
             w.onStopped = { done.signal() }
             OSThread.start(name: "idlegate-loop-\(i)") { w.loop.run() }
+        }
+    }
+
+    /// One pass of the reaper over Odoo's session files, cross-checked with the live table.
+    func reapSessionFiles(_ reap: ReapConfig) {
+        let table = self.table
+        let reaper = Reaper(sessions: reap.sessionsDir, rules: Reaper.Rules(idle: reap.idle, anonymousIdle: reap.anonymousIdle),
+                            deriver: deriver, now: clock.now()) { table.record($0)?.isEnded ?? false }
+        do {
+            let s = try reaper.run()
+            for (reason, n) in s.deleted where n > 0 { metrics.reaped[reason.rawValue]?.increment(by: Int64(n)) }
+            let by = Reaper.Reason.allCases.map { "\(s.deleted[$0] ?? 0) \($0.rawValue)" }.joined(separator: ", ")
+            logger.info("reaped \(s.deletedTotal) of \(s.scanned) Odoo session files in \(reap.sessionsDir) (\(by)); \(s.touchedDuringScan) in use kept")
+            for e in s.errors { logger.error("reap: \(e)") }
+            if s.deletedTotal > 0 || !s.errors.isEmpty {
+                audit.emit(.sessionsReaped) { e in
+                    e.count = s.deletedTotal
+                    e.reason = by + (s.errors.isEmpty ? "" : "; \(s.errors.count) errors")
+                }
+            }
+        } catch {
+            logger.error("reap refused: \(error)")
         }
     }
 

@@ -6,9 +6,18 @@ import Logging
 
 /// The HMAC secret behind session keys: from `session_secret`, or from `key_file`, created with mode
 /// 0600 on first start. Stable across restarts, and shareable by replicas (same file, same keys).
-enum SessionSecret {
+public enum SessionSecret {
     struct Failure: Error, CustomStringConvertible {
         let description: String
+    }
+
+    /// The secret `serve` would use, if there is one already (nothing is created): for `idlegate reap`.
+    public static func existing(config: Config) -> [UInt8]? {
+        if !config.sessionSecret.isEmpty { return hexBytes(config.sessionSecret) }
+        guard let bytes = read(config.effectiveKeyFile) else { return nil }
+        let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: " \n\r\t")
+        guard text.count >= 32, text.count % 2 == 0, text.allSatisfy(\.isHexDigit) else { return nil }
+        return hexBytes(text)
     }
 
     static func load(config: Config, logger: Logger) throws -> [UInt8] {

@@ -6,6 +6,7 @@ import IdlegateAudit
 import IdlegateConfig
 import IdlegateIO
 import IdlegateProxy
+import IdlegateReaper
 import IdlegateSessions
 import Logging
 import Metrics
@@ -19,7 +20,7 @@ struct Idlegate: ParsableCommand {
         commandName: "idlegate",
         abstract: "Idle-timeout enforcement for Odoo sessions, as a reverse proxy in front of Odoo.",
         version: version,
-        subcommands: [Serve.self, Check.self, Audit.self],
+        subcommands: [Serve.self, Check.self, Audit.self, Reap.self],
         defaultSubcommand: nil
     )
 }
@@ -231,6 +232,90 @@ struct Audit: ParsableCommand {
     }
 }
 
+struct Reap: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Delete Odoo's stale session files: idle ones, anonymous ones sooner, and those of sessions idlegate ended.",
+        discussion: """
+        Reads the session key and the session snapshot from idlegate's state directory (--config / --state-dir, as         serve) to find the sessions idlegate ended; without them only the mtime rules apply. Safe while Odoo runs.         Exit status 1 only on real errors (a directory that cannot be read or is not Odoo's, a file that cannot be deleted).
+        """)
+
+    @OptionGroup var options: ConfigOptions
+
+    @Option(name: .customLong("sessions"), help: "Odoo's <data_dir>/sessions. (reap.sessions_dir)")
+    var sessions: String?
+
+    @Option(help: "Session files untouched this long go. (reap.idle)")
+    var idle: String?
+
+    @Option(name: .customLong("anonymous-idle"), help: "Anonymous session files untouched this long go. (reap.anonymous_idle)")
+    var anonymousIdle: String?
+
+    @Flag(name: .customLong("dry-run"), help: "Only list what would go, by session key.")
+    var dryRun = false
+
+    @Flag(help: "A JSON summary instead of text.")
+    var json = false
+
+    func run() throws {
+        let c = try options.loadOrExit()
+        guard let dir = sessions ?? (c.reap.sessionsDir.isEmpty ? nil : c.reap.sessionsDir) else {
+            throw fail("--sessions: give Odoo's <data_dir>/sessions")
+        }
+        var rules = Reaper.Rules(idle: c.reap.idle, anonymousIdle: c.reap.anonymousIdle, dryRun: dryRun)
+        if let t = idle {
+            guard let ms = Config.parseDuration(t), ms >= 1000 else { throw fail("--idle: \"\(t)\" is not a duration (like 7d, 12h)") }
+            rules.idle = ms
+        }
+        if let t = anonymousIdle {
+            guard let ms = Config.parseDuration(t), ms >= 1000 else { throw fail("--anonymous-idle: \"\(t)\" is not a duration (like 1h)") }
+            rules.anonymousIdle = ms
+        }
+        // The sessions idlegate ended, from its snapshot, named by the same keys.
+        var note: String? = nil
+        var ended = Set<SessionKey>()
+        let deriver: SessionKeyDeriver
+        if let secret = SessionSecret.existing(config: c) {
+            deriver = SessionKeyDeriver(secret: secret)
+            let path = c.stateDir + "/sessions.snapshot"
+            if let bytes = readBytes(path) {
+                do {
+                    let contents = try SessionSnapshot.read(bytes, check: SessionSnapshot.check(deriver))
+                    for (k, r) in contents.records where r.isEnded { ended.insert(k) }
+                } catch {
+                    note = "session snapshot \(path) not used (\(error)): only the mtime rules apply"
+                }
+            } else {
+                note = "no session snapshot at \(path): only the mtime rules apply"
+            }
+        } else {
+            deriver = SessionKeyDeriver(secret: SessionKeyDeriver.randomSecret() ?? Array(repeating: 1, count: 32))
+            note = "no session key in \(c.effectiveKeyFile): only the mtime rules apply, and keys shown are one-off"
+        }
+        if let note { _ = write(2, Array("idlegate: \(note)\n".utf8), note.utf8.count + 11) }
+        let reaper = Reaper(sessions: dir, rules: rules, deriver: deriver, now: SystemSessionClock().now()) { ended.contains($0) }
+        let summary: Reaper.Summary
+        do { summary = try reaper.run() } catch { throw fail("\(error)") }
+        print(json ? summary.json : summary.text, terminator: "")
+        if !summary.errors.isEmpty { throw ExitCode(1) }
+    }
+}
+
+func readBytes(_ path: String) -> [UInt8]? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var out: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 1 << 20)
+    while true {
+        let n = read(fd, &buf, buf.count)
+        if n < 0 && errno == EINTR { continue }
+        if n < 0 { return nil }  // a directory, an I/O error
+        if n == 0 { break }
+        out.append(contentsOf: buf[0..<n])
+    }
+    return out
+}
+
 /// The admin API's view of the running server.
 func adminBackend(_ server: ProxyServer, registry: PrometheusCollectorRegistry, reload: @escaping @Sendable () -> (Bool, String)) -> AdminBackend {
     AdminBackend(
@@ -320,14 +405,5 @@ func processEnvironment() -> [String: String] {
 }
 
 func readFile(_ path: String) -> String? {
-    guard let f = fopen(path, "rb") else { return nil }
-    defer { fclose(f) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = fread(&chunk, 1, chunk.count, f)
-        if n > 0 { bytes.append(contentsOf: chunk[0..<n]) }
-        if n < chunk.count { break }
-    }
-    return String(decoding: bytes, as: UTF8.self)
+    readBytes(path).map { String(decoding: $0, as: UTF8.self) }
 }
