@@ -61,11 +61,12 @@ public struct Reaper {
     let root: String
     let rules: Rules
     let deriver: SessionKeyDeriver
-    /// Whether idlegate has ended the session with this key.
-    let ended: (SessionKey) -> Bool
+    /// Whether idlegate has ended the session with this key; nil when there is nothing to match
+    /// (then no key is derived, except to list a dry run).
+    let ended: ((SessionKey) -> Bool)?
     let now: Int64
 
-    public init(sessions root: String, rules: Rules, deriver: SessionKeyDeriver, now: Int64, ended: @escaping (SessionKey) -> Bool) {
+    public init(sessions root: String, rules: Rules, deriver: SessionKeyDeriver, now: Int64, ended: ((SessionKey) -> Bool)?) {
         var r = root
         while r.count > 1 && r.hasSuffix("/") { r.removeLast() }
         self.root = r
@@ -88,12 +89,13 @@ public struct Reaper {
         defer { close(top) }
         try checkLooksLikeOdoo(top)
         // Flat (12–15) files and the 2-character folders (16+) of the top level.
-        forEachEntry(top, &summary) { name, type, summary in
+        forEachEntry(top, &summary) { name, cname, type, summary in
             if type == DT_DIR {
                 guard Self.isBucketName(name) else { summary.skipped += 1; return }
-                reapBucket(top, name, &summary)
-            } else if let sid = Self.flatSessionID(name) {
-                consider(dir: top, name: name, sid: sid, &summary)
+                reapBucket(top, String(cString: cname), &summary)
+            } else if name.count == 9 + 40 + 5, name.starts(with: "werkzeug_".utf8), name.suffix(5).elementsEqual(".sess".utf8),
+                      SessionIDShape.isValid(UnsafeBufferPointer(rebasing: name[9..<49])) {
+                consider(dir: top, cname: cname, sid: UnsafeBufferPointer(rebasing: name[9..<49]), &summary)
             } else {
                 summary.skipped += 1
             }
@@ -116,7 +118,7 @@ public struct Reaper {
             let type = Int32(e.pointee.d_type)
             let fine: Bool
             if type == DT_DIR {
-                fine = Self.isBucketName(name)
+                fine = Self.isBucketName(name.utf8)
             } else if type == DT_REG || type == DT_UNKNOWN {
                 fine = name.hasPrefix("werkzeug_") || name.hasSuffix(".__wz_sess")
             } else {
@@ -135,15 +137,17 @@ public struct Reaper {
             return
         }
         defer { close(fd) }
-        forEachEntry(fd, &summary) { name, _, summary in
+        let b = Array(bucket.utf8)
+        forEachEntry(fd, &summary) { name, cname, _, summary in
             // 16+: the file is named by the whole id and sits in the folder of its first two characters.
-            guard Self.isSessionID(name), name.utf8.prefix(2).elementsEqual(bucket.utf8) else { summary.skipped += 1; return }
-            consider(dir: fd, name: name, sid: name, &summary)
+            guard SessionIDShape.isValid(name), name[0] == b[0], name[1] == b[1] else { summary.skipped += 1; return }
+            consider(dir: fd, cname: cname, sid: name, &summary)
         }
     }
 
-    /// Streams a directory's entries (no listing is held).
-    func forEachEntry(_ dir: Int32, _ summary: inout Summary, _ body: (String, Int32, inout Summary) -> Void) {
+    /// Streams a directory's entries (no listing is held), each name as bytes and as a C string
+    /// (no String is made per file).
+    func forEachEntry(_ dir: Int32, _ summary: inout Summary, _ body: (UnsafeBufferPointer<UInt8>, UnsafePointer<CChar>, Int32, inout Summary) -> Void) {
         let fd = dup(dir)
         guard fd >= 0, let d = fdopendir(fd) else {
             summary.errors.append("\(root): cannot read a directory: \(String(cString: strerror(errno)))")
@@ -152,27 +156,40 @@ public struct Reaper {
         defer { closedir(d) }
         rewinddir(d)
         while let e = readdir(d) {
-            let name = Self.name(e)
-            if name == "." || name == ".." { continue }
-            body(name, Int32(e.pointee.d_type), &summary)
+            let type = Int32(e.pointee.d_type)
+            withUnsafePointer(to: &e.pointee.d_name) { p in
+                p.withMemoryRebound(to: CChar.self, capacity: 256) { cname in
+                    let length = strlen(cname)
+                    let name = UnsafeBufferPointer(start: UnsafeRawPointer(cname).assumingMemoryBound(to: UInt8.self), count: length)
+                    if (length == 1 && name[0] == 0x2E) || (length == 2 && name[0] == 0x2E && name[1] == 0x2E) { return }
+                    body(name, cname, type, &summary)
+                }
+            }
         }
     }
 
     /// One candidate file: decide, re-check, unlink.
-    func consider(dir: Int32, name: String, sid: String, _ summary: inout Summary) {
+    func consider(dir: Int32, cname: UnsafePointer<CChar>, sid: UnsafeBufferPointer<UInt8>, _ summary: inout Summary) {
         var st = stat()
-        guard fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return }  // gone meanwhile
+        guard fstatat(dir, cname, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return }  // gone meanwhile
         guard (st.st_mode & S_IFMT) == S_IFREG else { summary.skipped += 1; return }  // symlink, fifo, ...
         summary.scanned += 1
         let age = now - Self.millis(st.st_mtim)
-        let key = deriver.key(for: Array(sid.utf8)[...])
+        // The key (an HMAC) only when something is to be matched or listed.
+        var key: SessionKey? = nil
+        func sessionKey() -> SessionKey {
+            if let key { return key }
+            let k = deriver.key(for: UnsafeRawBufferPointer(sid))
+            key = k
+            return k
+        }
         var reason: Reason? = nil
-        if ended(key) {
+        if let ended, ended(sessionKey()) {
             reason = .ended
         } else if age > rules.idle {
             reason = .idle
         } else if age > rules.anonymousIdle {
-            switch isAnonymous(dir, name) {
+            switch isAnonymous(dir, cname) {
             case .some(true): reason = .anonymous
             case .some(false): break
             case .none: summary.unreadable += 1
@@ -180,27 +197,27 @@ public struct Reaper {
         }
         guard let reason else { summary.kept += 1; return }
         if rules.dryRun {
-            summary.wouldDelete.append((key.description, reason))
+            summary.wouldDelete.append((sessionKey().description, reason))
             summary.deleted[reason, default: 0] += 1
             return
         }
         // Right before unlinking: still the same file, untouched since it was judged?
         var again = stat()
-        guard fstatat(dir, name, &again, AT_SYMLINK_NOFOLLOW) == 0, again.st_ino == st.st_ino,
+        guard fstatat(dir, cname, &again, AT_SYMLINK_NOFOLLOW) == 0, again.st_ino == st.st_ino,
               Self.millis(again.st_mtim) == Self.millis(st.st_mtim), (again.st_mode & S_IFMT) == S_IFREG else {
             summary.touchedDuringScan += 1
             return
         }
-        if unlinkat(dir, name, 0) == 0 {
+        if unlinkat(dir, cname, 0) == 0 {
             summary.deleted[reason, default: 0] += 1
         } else if errno != ENOENT {
-            summary.errors.append("cannot delete the file of session \(key): \(String(cString: strerror(errno)))")
+            summary.errors.append("cannot delete the file of session \(sessionKey()): \(String(cString: strerror(errno)))")
         }
     }
 
     /// true: a JSON session with `"uid": null`; false: logged in, or not JSON (pickle, 16–17: never
     /// unpickled, so never judged anonymous); nil: unreadable.
-    func isAnonymous(_ dir: Int32, _ name: String) -> Bool? {
+    func isAnonymous(_ dir: Int32, _ name: UnsafePointer<CChar>) -> Bool? {
         let fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
@@ -234,20 +251,10 @@ public struct Reaper {
 
     // MARK: names
 
-    /// 40 lower-case hex (12–17) or 84–86 URL-safe base64 (18+).
-    static func isSessionID(_ name: String) -> Bool { SessionIDShape.isValid(Array(name.utf8)) }
-
-    static func isBucketName(_ name: String) -> Bool {
-        name.utf8.count == 2 && name.utf8.allSatisfy { c in
+    static func isBucketName<C: Collection<UInt8>>(_ name: C) -> Bool {
+        name.count == 2 && name.allSatisfy { c in
             (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2D || c == 0x5F
         }
-    }
-
-    /// The id of a 12–15 file, `werkzeug_<40 hex>.sess`.
-    static func flatSessionID(_ name: String) -> String? {
-        guard name.hasPrefix("werkzeug_"), name.hasSuffix(".sess") else { return nil }
-        let sid = String(name.dropFirst(9).dropLast(5))
-        return isSessionID(sid) ? sid : nil
     }
 
     static func name(_ e: UnsafeMutablePointer<dirent>) -> String {

@@ -81,13 +81,21 @@ public final class SessionKeyDeriver: Sendable {
 
     /// The key of session id `id` (its stable part is taken here).
     public func key(for id: ArraySlice<UInt8>) -> SessionKey {
-        let part = SessionKey.stablePart(of: id)
+        SessionKey.stablePart(of: id).withUnsafeBytes { key(stablePart: $0) }
+    }
+
+    /// The key of a session id given as raw bytes (a file name), without copying it.
+    public func key(for id: UnsafeRawBufferPointer) -> SessionKey {
+        key(stablePart: id.count > 42 ? UnsafeRawBufferPointer(rebasing: id.prefix(42)) : id)
+    }
+
+    private func key(stablePart part: UnsafeRawBufferPointer) -> SessionKey {
         var i = inner
         var o = outer
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { buf in
             let mid = buf.baseAddress!
             let digest = mid + 32
-            part.withUnsafeBytes { _ = SHA256_Update(&i, $0.baseAddress, $0.count) }
+            _ = SHA256_Update(&i, part.baseAddress, part.count)
             SHA256_Final(mid, &i)
             SHA256_Update(&o, mid, 32)
             SHA256_Final(digest, &o)

@@ -292,7 +292,8 @@ struct Reap: ParsableCommand {
             note = "no session key in \(c.effectiveKeyFile): only the mtime rules apply, and keys shown are one-off"
         }
         if let note { _ = write(2, Array("idlegate: \(note)\n".utf8), note.utf8.count + 11) }
-        let reaper = Reaper(sessions: dir, rules: rules, deriver: deriver, now: SystemSessionClock().now()) { ended.contains($0) }
+        let reaper = Reaper(sessions: dir, rules: rules, deriver: deriver, now: SystemSessionClock().now(),
+                            ended: ended.isEmpty ? nil : { ended.contains($0) })
         let summary: Reaper.Summary
         do { summary = try reaper.run() } catch { throw fail("\(error)") }
         print(json ? summary.json : summary.text, terminator: "")

@@ -117,10 +117,17 @@ def test_unreadable_file_symlinks_and_junk(store, tmp_path):
     os.utime(junk, (0, 0))
     for dirpath, dirnames, _ in os.walk(os.path.dirname(store)):
         os.chmod(dirpath, 0o777)
-    r = subprocess.run(["runuser", "-u", "nobody", "--", BINARY, "reap", "--sessions", store, "--state-dir", str(tmp_path / "none"), "--json"],
+    # A copy of the binary nobody can reach, wherever the checkout lives (/root is 0700).
+    exe_dir = tempfile.mkdtemp(prefix="idlegate-bin-")
+    os.chmod(exe_dir, 0o755)
+    exe = os.path.join(exe_dir, "idlegate")
+    shutil.copy(BINARY, exe)
+    os.chmod(exe, 0o755)
+    r = subprocess.run(["runuser", "-u", "nobody", "--", exe, "reap", "--sessions", store, "--state-dir", str(tmp_path / "none"), "--json"],
                        capture_output=True, text=True, timeout=60)
-    s = json.loads(r.stdout)
+    shutil.rmtree(exe_dir, ignore_errors=True)
     assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout)
     assert s["unreadable"] == 1 and s["deleted"]["anonymous"] == 1
     assert os.path.exists(secret) and not os.path.exists(anon)  # unreadable, within the idle rule: kept
     assert outside.read_text() == "precious" and os.path.exists(junk)
