@@ -86,10 +86,9 @@ public struct Reaper {
         guard top >= 0 else {
             throw Refused(description: "\(root): cannot open as a directory (\(String(cString: strerror(errno))); symlinks are not followed)")
         }
-        defer { close(top) }
-        try checkLooksLikeOdoo(top)
+        do { try checkLooksLikeOdoo(top) } catch { close(top); throw error }
         // Flat (12–15) files and the 2-character folders (16+) of the top level.
-        forEachEntry(top, &summary) { name, cname, type, summary in
+        forEachEntry(top, &summary) { top, name, cname, type, summary in
             if type == DT_DIR {
                 guard Self.isBucketName(name) else { summary.skipped += 1; return }
                 reapBucket(top, String(cString: cname), &summary)
@@ -107,7 +106,8 @@ public struct Reaper {
     /// Odoo's folder holds 2-character folders (16+) and `werkzeug_<sid>.sess` files with werkzeug's
     /// temp files (12–15). Anything else among the first entries means this is some other folder.
     func checkLooksLikeOdoo(_ dir: Int32) throws {
-        let fd = dup(dir)
+        // Its own open of the directory: a dup would share (and move) the offset the scan reads from.
+        let fd = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0, let d = fdopendir(fd) else { throw Refused(description: "\(root): cannot read") }
         defer { closedir(d) }
         var seen = 0
@@ -136,25 +136,24 @@ public struct Reaper {
             summary.errors.append("\(root)/\(bucket): cannot open: \(String(cString: strerror(errno)))")
             return
         }
-        defer { close(fd) }
         let b = Array(bucket.utf8)
-        forEachEntry(fd, &summary) { name, cname, _, summary in
+        forEachEntry(fd, &summary) { fd, name, cname, _, summary in
             // 16+: the file is named by the whole id and sits in the folder of its first two characters.
             guard SessionIDShape.isValid(name), name[0] == b[0], name[1] == b[1] else { summary.skipped += 1; return }
             consider(dir: fd, cname: cname, sid: name, &summary)
         }
     }
 
-    /// Streams a directory's entries (no listing is held), each name as bytes and as a C string
-    /// (no String is made per file).
-    func forEachEntry(_ dir: Int32, _ summary: inout Summary, _ body: (UnsafeBufferPointer<UInt8>, UnsafePointer<CChar>, Int32, inout Summary) -> Void) {
-        let fd = dup(dir)
-        guard fd >= 0, let d = fdopendir(fd) else {
+    /// Streams the entries of the directory `fd` (which it takes over and closes): no listing is held,
+    /// each name comes as bytes and as a C string (no String is made per file).
+    func forEachEntry(_ fd: Int32, _ summary: inout Summary, _ body: (Int32, UnsafeBufferPointer<UInt8>, UnsafePointer<CChar>, Int32, inout Summary) -> Void) {
+        guard let d = fdopendir(fd) else {
             summary.errors.append("\(root): cannot read a directory: \(String(cString: strerror(errno)))")
+            close(fd)
             return
         }
         defer { closedir(d) }
-        rewinddir(d)
+        let dir = dirfd(d)
         while let e = readdir(d) {
             let type = Int32(e.pointee.d_type)
             withUnsafePointer(to: &e.pointee.d_name) { p in
@@ -162,7 +161,7 @@ public struct Reaper {
                     let length = strlen(cname)
                     let name = UnsafeBufferPointer(start: UnsafeRawPointer(cname).assumingMemoryBound(to: UInt8.self), count: length)
                     if (length == 1 && name[0] == 0x2E) || (length == 2 && name[0] == 0x2E && name[1] == 0x2E) { return }
-                    body(name, cname, type, &summary)
+                    body(dir, name, cname, type, &summary)
                 }
             }
         }
