@@ -1,3 +1,4 @@
+import Dispatch
 import Glibc
 import IdlegateSessions
 
@@ -21,11 +22,14 @@ public struct Reaper {
         /// An anonymous (not logged in) session file untouched this long goes (ms).
         public var anonymousIdle: Int64
         public var dryRun = false
+        /// Threads scanning the 2-character folders (16+) side by side; 1 inside `serve`.
+        public var threads = 1
 
-        public init(idle: Int64, anonymousIdle: Int64, dryRun: Bool = false) {
+        public init(idle: Int64, anonymousIdle: Int64, dryRun: Bool = false, threads: Int = 1) {
             self.idle = idle
             self.anonymousIdle = anonymousIdle
             self.dryRun = dryRun
+            self.threads = max(1, threads)
         }
     }
 
@@ -87,11 +91,15 @@ public struct Reaper {
             throw Refused(description: "\(root): cannot open as a directory (\(String(cString: strerror(errno))); symlinks are not followed)")
         }
         do { try checkLooksLikeOdoo(top) } catch { close(top); throw error }
-        // Flat (12–15) files and the 2-character folders (16+) of the top level.
+        // Flat (12–15) files are reaped as they come; the 2-character folders (16+, at most 64² names)
+        // are noted and then reaped by `threads` threads side by side.
+        let topCopy = openat(top, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        defer { if topCopy >= 0 { close(topCopy) } }
+        var buckets: [String] = []
         forEachEntry(top, &summary) { top, name, cname, type, summary in
             if type == DT_DIR {
                 guard Self.isBucketName(name) else { summary.skipped += 1; return }
-                reapBucket(top, String(cString: cname), &summary)
+                buckets.append(String(cString: cname))
             } else if name.count == 9 + 40 + 5, name.starts(with: "werkzeug_".utf8), name.suffix(5).elementsEqual(".sess".utf8),
                       SessionIDShape.isValid(UnsafeBufferPointer(rebasing: name[9..<49])) {
                 consider(dir: top, cname: cname, sid: UnsafeBufferPointer(rebasing: name[9..<49]), &summary)
@@ -99,6 +107,22 @@ public struct Reaper {
                 summary.skipped += 1
             }
         }
+        if topCopy < 0 && !buckets.isEmpty {
+            summary.errors.append("\(root): cannot open again: \(String(cString: strerror(errno)))")
+            buckets = []
+        }
+        let threads = min(rules.threads, max(1, buckets.count))
+        let parts = UnsafeMutableBufferPointer<Summary>.allocate(capacity: threads)
+        parts.initialize(repeating: Summary())
+        defer { parts.deinitialize(); parts.deallocate() }
+        let work = Work(reaper: self, top: topCopy, buckets: buckets, parts: parts)
+        DispatchQueue.concurrentPerform(iterations: threads) { t in
+            // Thread t takes every threads-th folder: each writes only its own summary.
+            var part = Summary()
+            for i in stride(from: t, to: work.buckets.count, by: threads) { work.reaper.reapBucket(work.top, work.buckets[i], &part) }
+            work.parts[t] = part
+        }
+        for part in parts { summary.merge(part) }
         summary.seconds = Double(Self.monotonic() - start) / 1e9
         return summary
     }
@@ -128,6 +152,14 @@ public struct Reaper {
                 throw Refused(description: "\(root) does not look like an Odoo sessions directory (it holds \"\(name)\"); give <data_dir>/sessions")
             }
         }
+    }
+
+    /// What the scanning threads share: read-only but for each one's own summary slot.
+    struct Work: @unchecked Sendable {
+        let reaper: Reaper
+        let top: Int32
+        let buckets: [String]
+        let parts: UnsafeMutableBufferPointer<Summary>
     }
 
     func reapBucket(_ top: Int32, _ bucket: String, _ summary: inout Summary) {
@@ -270,6 +302,17 @@ public struct Reaper {
 }
 
 extension Reaper.Summary {
+    mutating func merge(_ o: Reaper.Summary) {
+        scanned += o.scanned
+        kept += o.kept
+        for (r, n) in o.deleted { deleted[r, default: 0] += n }
+        touchedDuringScan += o.touchedDuringScan
+        skipped += o.skipped
+        unreadable += o.unreadable
+        errors += o.errors
+        wouldDelete += o.wouldDelete
+    }
+
     /// For people.
     public var text: String {
         var lines = ["scanned \(scanned) session files in \(String(format1: seconds))s (\(seconds > 0 ? Int(Double(scanned) / seconds) : scanned) files/s)"]

@@ -261,7 +261,8 @@ struct Reap: ParsableCommand {
         guard let dir = sessions ?? (c.reap.sessionsDir.isEmpty ? nil : c.reap.sessionsDir) else {
             throw fail("--sessions: give Odoo's <data_dir>/sessions")
         }
-        var rules = Reaper.Rules(idle: c.reap.idle, anonymousIdle: c.reap.anonymousIdle, dryRun: dryRun)
+        var rules = Reaper.Rules(idle: c.reap.idle, anonymousIdle: c.reap.anonymousIdle, dryRun: dryRun,
+                                 threads: min(4, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
         if let t = idle {
             guard let ms = Config.parseDuration(t), ms >= 1000 else { throw fail("--idle: \"\(t)\" is not a duration (like 7d, 12h)") }
             rules.idle = ms
