@@ -78,23 +78,37 @@ public struct Config: Sendable, Equatable {
         keyFile.isEmpty ? (stateDir.isEmpty ? "idlegate.key" : stateDir + "/idlegate.key") : keyFile
     }
 
+    /// A key that a reload leaves as it runs: it takes effect only after a restart.
+    struct RestartOnly: Sendable {
+        let name: String
+        let differs: @Sendable (Config, Config) -> Bool
+        let keep: @Sendable (inout Config, Config) -> Void
+
+        init<T: Equatable>(_ name: String, _ path: WritableKeyPath<Config, T> & Sendable) {
+            self.name = name
+            differs = { $0[keyPath: path] != $1[keyPath: path] }
+            keep = { $0[keyPath: path] = $1[keyPath: path] }
+        }
+    }
+
+    static let restartOnly: [RestartOnly] = [
+        RestartOnly("listen", \.listen), RestartOnly("threads", \.threads), RestartOnly("upstream", \.upstream),
+        RestartOnly("websocket_upstream", \.websocketUpstream), RestartOnly("upstream_pool_size", \.upstreamPoolSize),
+        RestartOnly("session_secret", \.sessionSecret), RestartOnly("key_file", \.keyFile), RestartOnly("max_sessions", \.maxSessions),
+        RestartOnly("state_dir", \.stateDir), RestartOnly("snapshot_interval", \.snapshotInterval),
+        RestartOnly("admin_listen", \.adminListen), RestartOnly("log_level", \.logLevel), RestartOnly("audit", \.audit),
+    ]
+
     /// The keys that differ from `old` and take effect only after a restart (a reload keeps them).
     public func restartOnlyChanges(from old: Config) -> [String] {
-        var keys: [String] = []
-        if listen != old.listen { keys.append("listen") }
-        if threads != old.threads { keys.append("threads") }
-        if upstream != old.upstream { keys.append("upstream") }
-        if websocketUpstream != old.websocketUpstream { keys.append("websocket_upstream") }
-        if upstreamPoolSize != old.upstreamPoolSize { keys.append("upstream_pool_size") }
-        if sessionSecret != old.sessionSecret { keys.append("session_secret") }
-        if effectiveKeyFile != old.effectiveKeyFile { keys.append("key_file") }
-        if maxSessions != old.maxSessions { keys.append("max_sessions") }
-        if stateDir != old.stateDir { keys.append("state_dir") }
-        if snapshotInterval != old.snapshotInterval { keys.append("snapshot_interval") }
-        if adminListen != old.adminListen { keys.append("admin_listen") }
-        if logLevel != old.logLevel { keys.append("log_level") }
-        if audit != old.audit { keys.append("audit") }
-        return keys
+        Self.restartOnly.filter { $0.differs(self, old) }.map(\.name)
+    }
+
+    /// This config with every restart-only key as `running` has it: what a reload applies.
+    public func keepingRestartOnly(from running: Config) -> Config {
+        var c = self
+        for k in Self.restartOnly { k.keep(&c, running) }
+        return c
     }
 }
 

@@ -159,21 +159,7 @@ public final class ProxyServer: @unchecked Sendable {
     public func reload(_ new: Config) -> String {
         lock.withLock {
             let restartOnly = new.restartOnlyChanges(from: current)
-            var applied = new
-            // Keep what cannot change while running.
-            applied.listen = current.listen
-            applied.threads = current.threads
-            applied.upstream = current.upstream
-            applied.websocketUpstream = current.websocketUpstream
-            applied.upstreamPoolSize = current.upstreamPoolSize
-            applied.sessionSecret = current.sessionSecret
-            applied.keyFile = current.keyFile
-            applied.maxSessions = current.maxSessions
-            applied.stateDir = current.stateDir
-            applied.snapshotInterval = current.snapshotInterval
-            applied.adminListen = current.adminListen
-            applied.logLevel = current.logLevel
-            applied.audit = current.audit
+            let applied = new.keepingRestartOnly(from: current)
             current = applied
             table.longestWindow = applied.longestWindow
             let settings = makeSettings(applied)
