@@ -60,6 +60,9 @@ public final class SessionLogins: @unchecked Sendable {
     }
 
     public var count: Int { lock.withLock { names.count } }
+
+    /// Every name, for the snapshot.
+    var all: [(SessionKey, String)] { lock.withLock { names.map { ($0.key, $0.value) } } }
 }
 
 enum AuditClock {

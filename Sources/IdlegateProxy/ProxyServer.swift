@@ -53,7 +53,7 @@ public final class ProxyServer: @unchecked Sendable {
         audit = Auditor(log: log, activityFloor: config.audit.activityFloor)
         state = config.snapshotInterval > 0 ? StateDirectory(path: config.stateDir) : nil
         if let state {
-            state.restore(into: table, check: snapshotCheck, now: clock.now(), logger: logger)
+            state.restore(into: table, logins: audit.logins, check: snapshotCheck, now: clock.now(), logger: logger)
         } else {
             logger.notice("session persistence off (snapshot_interval 0): a restart forgets every session")
         }
@@ -143,7 +143,7 @@ public final class ProxyServer: @unchecked Sendable {
         guard let state else { return true }
         return lock.withLock {
             do {
-                let n = try state.save(table, check: snapshotCheck, now: clock.now())
+                let n = try state.save(table, logins: audit.logins.all, check: snapshotCheck, now: clock.now())
                 logger.debug("session snapshot: \(n) records written to \(state.snapshotPath)")
                 return true
             } catch {

@@ -29,7 +29,7 @@ struct StateDirectory {
     }
 
     /// Writes the table; returns how many records went out.
-    func save(_ table: SessionTable, check: SessionKey, now: Int64) throws -> Int {
+    func save(_ table: SessionTable, logins: [(SessionKey, String)], check: SessionKey, now: Int64) throws -> Int {
         let tmp = snapshotPath + ".tmp"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw Failure(description: "cannot create \(tmp): \(String(cString: strerror(errno)))") }
@@ -38,7 +38,7 @@ struct StateDirectory {
             close(fd)
             if !ok { unlink(tmp) }
         }
-        let count = try SessionSnapshot.write(table, check: check, now: now) { chunk in
+        let count = try SessionSnapshot.write(table, logins: logins, check: check, now: now) { chunk in
             var at = 0
             while at < chunk.count {
                 let n = chunk.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + at, chunk.count - at) }
@@ -61,7 +61,7 @@ struct StateDirectory {
     /// Loads the snapshot into `table`. A missing snapshot is a first start; an unreadable, corrupt,
     /// truncated or foreign one is refused loudly, set aside as `sessions.snapshot.rejected` (so the
     /// next snapshot does not overwrite the evidence), and the table starts empty.
-    func restore(into table: SessionTable, check: SessionKey, now: Int64, logger: Logger) {
+    func restore(into table: SessionTable, logins: SessionLogins, check: SessionKey, now: Int64, logger: Logger) {
         let fd = open(snapshotPath, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             if errno == ENOENT {
@@ -84,6 +84,7 @@ struct StateDirectory {
             let contents = try SessionSnapshot.read(bytes, check: check)
             var kept = 0
             for (k, r) in contents.records where table.restore(k, r, now: now) { kept += 1 }
+            for (k, name) in contents.logins where table.record(k) != nil { logins.set(k, name) }
             let age = max(0, now - contents.written) / 1000
             logger.notice("restored \(kept) of \(contents.records.count) session records from \(snapshotPath) (written \(age)s ago; idle time while down counts)")
         } catch {

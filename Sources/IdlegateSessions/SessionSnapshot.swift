@@ -6,18 +6,20 @@ import COpenSSL
 /// Layout (integers little-endian):
 ///
 ///     magic     "IDLEGATE-SESSIONS\n"  18 bytes
-///     version   UInt16                 1
+///     version   UInt16                 2 (1: no login section; still read)
 ///     check     16 bytes               the key of a fixed text under this secret: a snapshot made
 ///                                      with another secret names other sessions and is refused
 ///     written   Int64                  Unix ms
 ///     count     UInt64
+///     length    UInt64                 the whole file's size, digest included (version 2)
 ///     records   count × 48 bytes       key hi, key lo, started, last active, idle, lifetime, ended
+///     logins    UInt32 n, then n × (key 16 bytes, UInt8 length, UTF-8 name)   (version 2)
 ///     digest    32 bytes               SHA-256 of everything before it
 ///
 /// No session id is in it: keys are HMACs of ids.
 public enum SessionSnapshot {
     public static let magic = Array("IDLEGATE-SESSIONS\n".utf8)
-    public static let version: UInt16 = 1
+    public static let version: UInt16 = 2
     static let headerSize = 18 + 2 + 16 + 8 + 8
     static let recordSize = 48
 
@@ -32,7 +34,9 @@ public enum SessionSnapshot {
     }
 
     /// Writes `table` through `emit` in chunks of about 256 KiB, a stripe at a time.
-    public static func write(_ table: SessionTable, check: SessionKey, now: Int64, emit: ([UInt8]) throws -> Void) throws -> Int {
+    /// `logins`: the login names attributed to sessions (names longer than 255 bytes are left out).
+    public static func write(_ table: SessionTable, logins: [(SessionKey, String)] = [], check: SessionKey, now: Int64,
+                             emit: ([UInt8]) throws -> Void) throws -> Int {
         // The count goes in the header, but records are copied stripe by stripe while the table keeps
         // changing: gather them first (48 bytes each, a transient copy), then stream.
         var body: [UInt8] = []
@@ -47,11 +51,19 @@ public enum SessionSnapshot {
             }
             count += entries.count
         }
+        let named = logins.filter { $0.1.utf8.count <= 255 }
+        append(&body, UInt32(named.count))
+        for (k, name) in named {
+            append(&body, k.hi); append(&body, k.lo)
+            body.append(UInt8(name.utf8.count))
+            body.append(contentsOf: name.utf8)
+        }
         var head = magic
         append(&head, version)
         append(&head, check.hi); append(&head, check.lo)
         append(&head, UInt64(bitPattern: now))
         append(&head, UInt64(count))
+        append(&head, UInt64(head.count + 8 + body.count + 32))
         var sha = SHA256_CTX()
         SHA256_Init(&sha)
         SHA256_Update(&sha, head, head.count)
@@ -73,6 +85,7 @@ public enum SessionSnapshot {
     public struct Contents {
         public let written: Int64
         public let records: [(SessionKey, SessionRecord)]
+        public let logins: [(SessionKey, String)]
     }
 
     public static func read(_ bytes: [UInt8], check: SessionKey) throws(Invalid) -> Contents {
@@ -80,11 +93,21 @@ public enum SessionSnapshot {
         guard bytes.count >= headerSize + 32 else { throw Invalid("truncated (\(bytes.count) bytes)") }
         var at = magic.count
         let v: UInt16 = load(bytes, &at)
-        guard v == version else { throw Invalid("version \(v), this idlegate reads version \(version)") }
+        guard v == 1 || v == version else { throw Invalid("version \(v), this idlegate reads versions 1 and \(version)") }
         let c = SessionKey(hi: load(bytes, &at), lo: load(bytes, &at))
         let written = Int64(bitPattern: load(bytes, &at) as UInt64)
         let count: UInt64 = load(bytes, &at)
-        guard count <= UInt64((bytes.count - headerSize - 32) / recordSize), bytes.count == headerSize + Int(count) * recordSize + 32 else {
+        var hs = headerSize
+        if v >= 2 {
+            hs += 8
+            guard bytes.count >= hs + 4 + 32 else { throw Invalid("truncated (\(bytes.count) bytes)") }
+            let length: UInt64 = load(bytes, &at)
+            if length > UInt64(bytes.count) { throw Invalid("truncated (\(bytes.count) of \(length) bytes)") }
+            if length < UInt64(bytes.count) { throw Invalid("padded (\(bytes.count) bytes, \(length) expected)") }
+        }
+        let end = bytes.count - 32
+        guard count <= UInt64((bytes.count - hs - 32) / recordSize),
+              v == 1 ? bytes.count == hs + Int(count) * recordSize + 32 : bytes.count >= hs + Int(count) * recordSize + 4 + 32 else {
             throw Invalid("truncated or padded: \(bytes.count) bytes for \(count) records")
         }
         var digest = [UInt8](repeating: 0, count: 32)
@@ -101,7 +124,21 @@ public enum SessionSnapshot {
             r.endedAt = Int64(bitPattern: load(bytes, &at))
             records.append((k, r))
         }
-        return Contents(written: written, records: records)
+        var logins: [(SessionKey, String)] = []
+        if v >= 2 {
+            let n: UInt32 = load(bytes, &at)
+            for _ in 0..<n {
+                guard at + 17 <= end else { throw Invalid("truncated or padded: the login section runs past the end") }
+                let k = SessionKey(hi: load(bytes, &at), lo: load(bytes, &at))
+                let length = Int(bytes[at])
+                at += 1
+                guard at + length <= end else { throw Invalid("truncated or padded: the login section runs past the end") }
+                logins.append((k, String(decoding: bytes[at..<(at + length)], as: UTF8.self)))
+                at += length
+            }
+            guard at == end else { throw Invalid("truncated or padded: \(end - at) bytes after the login section") }
+        }
+        return Contents(written: written, records: records, logins: logins)
     }
 
     static func append<T: FixedWidthInteger>(_ out: inout [UInt8], _ v: T) {

@@ -342,3 +342,18 @@ def test_admin_refuses_garbage_and_survives_it(odoo, start_idlegate):
     assert ig.admin("GET", "/healthz")[0] == 200
     for s in silent:
         s.close()
+
+
+def test_restart_keeps_login_names(odoo, start_idlegate):
+    ig = start_idlegate(odoo.url, extra=("--audit-log", "-"))
+    c = Client(ig.connect())
+    body = b"login=dora&password=pw-dora-1234&csrf_token=x"
+    c.send(b"POST /web/login HTTP/1.1\r\nHost: odoo.test\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+           + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    status, headers, _ = c.response()
+    sid = [v for k, v in headers if k.lower() == "set-cookie"][0].split(";")[0].split("=", 1)[1]
+    ig.terminate()
+    ig2 = start_idlegate(odoo.url, state_dir=ig.state_dir, port=ig.port)
+    rows = {r["key"]: r for r in json.loads(ig2.admin("GET", "/sessions")[2])["sessions"]}
+    assert rows[session_key(ig2, sid)]["login"] == "dora"
+    assert "pw-dora" not in open(os.path.join(ig.state_dir, "sessions.snapshot"), "rb").read().decode("latin-1")
