@@ -332,7 +332,11 @@ extension Reaper.Summary {
             var s = "\""
             for c in e.unicodeScalars {
                 if c == "\"" || c == "\\" { s += "\\" }
-                if c.value < 0x20 { continue }
+                if c.value < 0x20 {
+                    let h = String(c.value, radix: 16)
+                    s += "\\u" + String(repeating: "0", count: 4 - h.count) + h
+                    continue
+                }
                 s.unicodeScalars.append(c)
             }
             return s + "\""

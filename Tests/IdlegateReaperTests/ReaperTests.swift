@@ -157,6 +157,15 @@ struct ReaperTests {
         #expect(throws: Reaper.Refused.self) { try Reaper(sessions: link, rules: Self.rules, deriver: Self.deriver, now: Self.now) { _ in false }.run() }
     }
 
+    @Test func summaryJSONEscapesErrors() throws {
+        var s = Reaper.Summary()
+        s.errors = ["cannot delete \"a\\b\"\n\u{1}"]
+        s.deleted[.idle] = 2
+        let parsed = try JSONSerialization.jsonObject(with: Data(s.json.utf8)) as! [String: Any]
+        #expect((parsed["errors"] as! [String]) == ["cannot delete \"a\\b\"\n\u{1}"])
+        #expect((parsed["deleted"] as! [String: Int])["idle"] == 2)
+    }
+
     @Test func uidReading() {
         #expect(Reaper.jsonUIDIsNull(Array(Self.json(uid: nil).utf8)[...]))
         #expect(!Reaper.jsonUIDIsNull(Array(Self.json(uid: 2).utf8)[...]))
