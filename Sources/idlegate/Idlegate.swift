@@ -326,8 +326,12 @@ func adminBackend(_ server: ProxyServer, registry: PrometheusCollectorRegistry, 
             return registry.emitToBuffer()
         },
         ready: {
-            let upstream = server.config.upstream
-            return (upstreamReachable(upstream.authority), "upstream \(upstream)")
+            // Both of Odoo's ports: the HTTP one and the WebSocket/long-polling one (often the same).
+            let c = server.config
+            var down: [String] = []
+            for u in Set([c.upstream.authority, c.websocketUpstream.authority]).sorted() where !upstreamReachable(u) { down.append("http://\(u)") }
+            return down.isEmpty ? (true, "upstream \(c.upstream) and websocket upstream \(c.websocketUpstream) reachable")
+                                : (false, "not reachable: \(down.joined(separator: ", "))")
         },
         table: server.table,
         now: { server.now },

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from conftest import BINARY, ROOT, Client, header
+from fake_odoo import FakeOdoo
 from test_sessions import call_kw, expired, login, page
 
 GOLDEN = os.path.join(ROOT, "Tests", "golden")
@@ -256,6 +257,16 @@ def test_health_readiness_and_no_proxying(odoo, start_idlegate):
     odoo.stop()
     status, _, body = ig.admin("GET", "/readyz")
     assert status == 503 and json.loads(body)["ready"] is False
+    assert json.loads(body)["detail"] == f"not reachable: {odoo.url}"
+
+
+def test_readiness_needs_the_websocket_port_too(odoo, start_idlegate):
+    gevent = FakeOdoo("threaded")  # Odoo's gevent port, down below
+    ig = start_idlegate(odoo.url, websocket_upstream=gevent.url)
+    assert ig.admin("GET", "/readyz")[0] == 200
+    gevent.stop()
+    status, _, body = ig.admin("GET", "/readyz")
+    assert status == 503 and json.loads(body)["detail"] == f"not reachable: {gevent.url}"
 
 
 def test_metrics_count_requests_expiries_and_sessions(prefork_odoo, start_idlegate):
