@@ -42,6 +42,8 @@ public final class AuditLog: @unchecked Sendable {
     /// Called with the number of events dropped (for a metric).
     private let onDrop: @Sendable (Int) -> Void
     private let onError: @Sendable (String) -> Void
+    /// Unix ms: when a rotation is due and how rotated files are named (tests move it across midnight).
+    private let clock: @Sendable () -> Int64
 
     // Writer-thread state.
     private var fd: Int32 = -1
@@ -52,8 +54,10 @@ public final class AuditLog: @unchecked Sendable {
 
     /// Opens (creating) the file; throws with a readable message when it cannot.
     public init(settings: AuditSettings, onDrop: @escaping @Sendable (Int) -> Void = { _ in },
-                onError: @escaping @Sendable (String) -> Void = { _ in }) throws {
+                onError: @escaping @Sendable (String) -> Void = { _ in },
+                clock: @escaping @Sendable () -> Int64 = AuditLog.wallMillis) throws {
         self.settings = settings
+        self.clock = clock
         self.onDrop = onDrop
         self.onError = onError
         pthread_mutex_init(mutex, nil)
@@ -64,7 +68,7 @@ public final class AuditLog: @unchecked Sendable {
         pthread_condattr_destroy(&attr)
         queue.reserveCapacity(256)
         if let message = openFile() { throw AuditError(message) }
-        day = Self.utcDay(Self.wallMillis())
+        day = Self.utcDay(clock())
     }
 
     deinit {
@@ -154,7 +158,7 @@ public final class AuditLog: @unchecked Sendable {
             let stop = stopping
             pthread_mutex_unlock(mutex)
 
-            let now = Self.wallMillis()
+            let now = clock()
             if reopenNow {
                 closeFile()
                 if let message = openFile() { onError(message) }
@@ -295,7 +299,7 @@ public final class AuditLog: @unchecked Sendable {
         for name in rotated.dropLast(keep) { unlink(dir + "/" + name) }
     }
 
-    static func wallMillis() -> Int64 {
+    @Sendable public static func wallMillis() -> Int64 {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000

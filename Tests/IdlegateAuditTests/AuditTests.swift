@@ -97,6 +97,33 @@ struct AuditLogTests {
         #expect(text.contains(#""event":"events_dropped","reason":"queue full","count":15"#))
     }
 
+    @Test func rotatesDailyAtTheFirstWriteOfANewUTCDay() throws {
+        let dir = tempDir()
+        let path = dir + "/audit.jsonl"
+        var s = AuditSettings(path: path)
+        s.rotateDaily = true
+        final class Clock: @unchecked Sendable { var ms: Int64 = 1_764_028_799_000 }  // 2025-11-24T23:59:59Z
+        let clock = Clock()
+        let log = try AuditLog(settings: s, clock: { clock.ms })
+        log.start()
+        log.emit(AuditEvent(.login, time: clock.ms))
+        log.emit(AuditEvent(.logout, time: clock.ms))
+        func lines(_ p: String) -> Int { ((try? String(contentsOfFile: p, encoding: .utf8)) ?? "").split(separator: "\n").count }
+        for _ in 0..<200 where lines(path) < 2 { usleep(5000) }
+        #expect(lines(path) == 2)
+        clock.ms += 2000  // past midnight
+        log.emit(AuditEvent(.kicked, time: clock.ms))
+        log.close()
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
+        #expect(files == ["audit.jsonl", "audit.jsonl.20251125-000001.gz"])
+        #expect(lines(path) == 1)
+        let gz = try Data(contentsOf: URL(fileURLWithPath: dir + "/audit.jsonl.20251125-000001.gz"))
+        #expect(gz.prefix(2) == Data([0x1F, 0x8B]))
+        var report = AuditReport()
+        try report.read(path: dir + "/audit.jsonl.20251125-000001.gz")
+        #expect(report.lines == 2)
+    }
+
     @Test func rotatesBySizeGzipsAndKeepsN() throws {
         let dir = tempDir()
         let path = dir + "/audit.jsonl"
