@@ -96,7 +96,7 @@ public struct Config: Sendable, Equatable {
         RestartOnly("websocket_upstream", \.websocketUpstream), RestartOnly("upstream_pool_size", \.upstreamPoolSize),
         RestartOnly("session_secret", \.sessionSecret), RestartOnly("key_file", \.keyFile), RestartOnly("max_sessions", \.maxSessions),
         RestartOnly("state_dir", \.stateDir), RestartOnly("snapshot_interval", \.snapshotInterval),
-        RestartOnly("admin_listen", \.adminListen), RestartOnly("log_level", \.logLevel), RestartOnly("audit", \.audit),
+        RestartOnly("admin_listen", \.adminListen), RestartOnly("audit", \.audit),
     ]
 
     /// The keys that differ from `old` and take effect only after a restart (a reload keeps them).

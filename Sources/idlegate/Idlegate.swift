@@ -126,12 +126,8 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         let config = try options.loadOrExit()
-        let level = Logger.Level(rawValue: config.logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = level
-            return h
-        }
+        LogLevel.level = Logger.Level(rawValue: config.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in ReloadableLevelHandler(inner: StreamLogHandler.standardError(label: label)) }
         let logger = Logger(label: "idlegate")
         // Metrics go to Prometheus when there is an admin API to read them; otherwise nowhere, free.
         let registry = PrometheusCollectorRegistry()
@@ -155,7 +151,9 @@ struct Serve: ParsableCommand {
         let options = self.options
         let reload: @Sendable () -> (Bool, String) = {
             do {
-                let line = server.reload(try options.load())
+                let new = try options.load()
+                let line = server.reload(new)
+                LogLevel.level = Logger.Level(rawValue: new.logLevel) ?? .info
                 logger.notice("\(line)")
                 server.audit.record(.configReloaded, reason: line)
                 return (true, line)

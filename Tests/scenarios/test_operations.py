@@ -368,3 +368,14 @@ def test_restart_keeps_login_names(odoo, start_idlegate):
     rows = {r["key"]: r for r in json.loads(ig2.admin("GET", "/sessions")[2])["sessions"]}
     assert rows[session_key(ig2, sid)]["login"] == "dora"
     assert "pw-dora" not in open(os.path.join(ig.state_dir, "sessions.snapshot"), "rb").read().decode("latin-1")
+
+
+def test_reload_changes_the_log_level(odoo, start_idlegate):
+    ig = start_idlegate(odoo.url, config="snapshot_interval: 1s\n")
+    time.sleep(1.5)
+    assert "session snapshot:" not in ig.logs()  # a debug line: not at info
+    ig.write_config("snapshot_interval: 1s\nlog_level: debug\n")
+    status, _, body = ig.admin("POST", "/reload")
+    assert status == 200 and "unchanged until restart" not in json.loads(body)["message"]
+    time.sleep(1.5)
+    assert "session snapshot:" in ig.logs()
