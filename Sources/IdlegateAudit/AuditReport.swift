@@ -31,16 +31,41 @@ public struct AuditReport {
     public private(set) var unreadable = 0
     public private(set) var first: String? = nil
     public private(set) var last: String? = nil
-    public private(set) var policyNames: [String] = []
-    public private(set) var loginNames: [String] = ["(unknown)"]
+    public var policyNames: [String] { policies.names }
+    public var loginNames: [String] { logins.names }
     public private(set) var byPolicy: [Group] = []
     public private(set) var byLogin: [Group] = []
-    private var policyIndex: [[UInt8]: Int] = [:]
-    private var loginIndex: [[UInt8]: Int] = [:]
+    private var policies = Names()
+    private var logins = Names(first: "(unknown)")
     private var openSessions: [Key: Open] = [:]
-    // One-entry caches: consecutive lines mostly name the same policy and login.
-    private var lastPolicy: ([UInt8], Int) = ([], -1)
-    private var lastLogin: ([UInt8], Int) = ([], -1)
+
+    /// Names seen, numbered in order of appearance; a one-entry cache in front, since consecutive
+    /// lines mostly name the same policy and login.
+    struct Names {
+        private(set) var names: [String] = []
+        private var index: [[UInt8]: Int] = [:]
+        private var last: ([UInt8], Int) = ([], -1)
+
+        init(first: String? = nil) { if let first { names.append(first) } }
+
+        /// The name's number, and whether it is new.
+        mutating func intern(_ bytes: UnsafeRawBufferPointer) -> (Int, Bool) {
+            if last.1 >= 0 && last.0.count == bytes.count && last.0.elementsEqual(bytes) { return (last.1, false) }
+            let array = Array(bytes)
+            var new = false
+            let i: Int
+            if let known = index[array] {
+                i = known
+            } else {
+                i = names.count
+                index[array] = i
+                names.append(Fields.unescape(array))
+                new = true
+            }
+            last = (array, i)
+            return (i, new)
+        }
+    }
 
     public init(windows: [Int64] = [300, 600, 900, 1800]) {
         self.windows = windows.sorted()
@@ -180,30 +205,11 @@ public struct AuditReport {
     }
 
     private mutating func intern(_ bytes: UnsafeRawBufferPointer, policy: Bool) -> Int {
-        let cached = policy ? lastPolicy : lastLogin
-        if cached.1 >= 0 && cached.0.count == bytes.count && cached.0.elementsEqual(bytes) {
-            return cached.1
+        let (i, new) = policy ? policies.intern(bytes) : logins.intern(bytes)
+        if new {
+            if policy { byPolicy.append(Group(windows: windows.count)) } else { byLogin.append(Group(windows: windows.count)) }
         }
-        let array = Array(bytes)
-        let index: Int
-        if policy {
-            if let i = policyIndex[array] { index = i } else {
-                index = policyNames.count
-                policyIndex[array] = index
-                policyNames.append(Fields.unescape(array))
-                byPolicy.append(Group(windows: windows.count))
-            }
-            lastPolicy = (array, index)
-        } else {
-            if let i = loginIndex[array] { index = i } else {
-                index = loginNames.count
-                loginIndex[array] = index
-                loginNames.append(Fields.unescape(array))
-                byLogin.append(Group(windows: windows.count))
-            }
-            lastLogin = (array, index)
-        }
-        return index
+        return i
     }
 
     // MARK: output
