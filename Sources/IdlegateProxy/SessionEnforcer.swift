@@ -41,8 +41,6 @@ struct SessionDecision: Sendable {
     var route: RouteClass = .activity
     /// The policy's name (log lines, metrics, audit events).
     var policy = "default"
-    /// The policy enforces or audits (for audit events).
-    var mode = "enforce"
     /// The client address the request is attributed to (audit events).
     var client = ""
 }
@@ -96,7 +94,6 @@ final class SessionEnforcer: Sendable {
             : policies.select(client: client, host: policies.needsHost ? fields.first(.host) : nil, path: path)
         d.limits = policy.limits
         d.policy = policy.name
-        d.mode = policy.mode.rawValue
         d.client = clientText
         let cookie = SessionCookie(fields)
 
