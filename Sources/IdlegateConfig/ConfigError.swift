@@ -2,11 +2,16 @@
 public struct ConfigError: Error, CustomStringConvertible, Equatable, Sendable {
     public let key: String
     public let problem: String
+    /// Where the value came from when not the file: an `IDLEGATE_…` variable or a `--flag`.
+    public let source: String?
 
-    public init(_ key: String, _ problem: String) {
+    public init(_ key: String, _ problem: String, source: String? = nil) {
         self.key = key
         self.problem = problem
+        self.source = source
     }
 
-    public var description: String { key.isEmpty ? problem : "\(key): \(problem)" }
+    public var description: String {
+        (key.isEmpty ? problem : "\(key): \(problem)") + (source.map { " (from \($0))" } ?? "")
+    }
 }

@@ -2,10 +2,11 @@ import IdlegateHTTP
 import Yams
 
 extension Config {
-    /// Reads a YAML config over the embedded defaults, then the `IDLEGATE_…` environment overrides.
-    /// Unknown keys are errors (a typo must not silently leave a default in force); every error names
-    /// its key, and the variable when the value came from the environment.
-    public static func load(yaml text: String, environment: [String: String] = [:]) throws(ConfigError) -> Config {
+    /// Reads a YAML config over the embedded defaults, then the `IDLEGATE_…` environment overrides,
+    /// then command-line `flags`, all through one validation. Unknown keys are errors (a typo must not
+    /// silently leave a default in force); every error names its key, and the variable or flag when the
+    /// value came from one.
+    public static func load(yaml text: String, environment: [String: String] = [:], flags: [Override] = []) throws(ConfigError) -> Config {
         let node: Any?
         do {
             node = try Yams.load(yaml: text)
@@ -17,30 +18,53 @@ extension Config {
             guard let m = node as? [String: Any] else { throw ConfigError("", "the file must be a mapping of keys") }
             root = m
         }
-        let overrides = try environmentOverrides(environment)
+        let overrides = try environmentOverrides(environment) + flags
         for o in overrides { root = merging(root, path: o.path[...], value: o.value) }
         var config = Config()
         do {
             try config.apply(root)
             try config.validate()
         } catch {
-            // Name the variable a bad value came from.
+            // Name the variable or flag a bad value came from.
             if let o = overrides.last(where: { error.key == $0.key || error.key.hasPrefix($0.key + ".") || error.key.hasPrefix($0.key + "[") }) {
-                throw ConfigError(error.key, "\(error.problem) (from \(o.variable))")
+                throw ConfigError(error.key, error.problem, source: o.source)
             }
             throw error
         }
         return config
     }
 
-    /// One `IDLEGATE_…` variable: `IDLEGATE_IDLE_TIMEOUT=10m` sets `idle_timeout`; a double underscore
-    /// goes one level down (`IDLEGATE_TIMEOUTS__CLIENT_IDLE=2m`). Values are read as YAML, so lists
-    /// (`[a, b]`) and booleans work as in the file.
-    struct Override {
-        let variable: String
+    /// One value from outside the file. An `IDLEGATE_…` variable: `IDLEGATE_IDLE_TIMEOUT=10m` sets
+    /// `idle_timeout`; a double underscore goes one level down (`IDLEGATE_TIMEOUTS__CLIENT_IDLE=2m`).
+    /// Or a flag (`--idle-timeout 10m`). Text values are read as YAML, so lists (`[a, b]`), numbers and
+    /// booleans work as in the file.
+    public struct Override: @unchecked Sendable {
+        let source: String
         let path: [String]
         let value: Any
         var key: String { path.joined(separator: ".") }
+
+        /// A flag's value (a String, an Int, a list of Strings) for the key at `path` (`["audit", "log"]`),
+        /// taken as given: the loader checks it as it checks the file's.
+        public init(flag: String, path: [String], value: Any) {
+            self.init(source: flag, path: path, value: value)
+        }
+
+        init(source: String, path: [String], value: Any) {
+            self.source = source
+            self.path = path
+            self.value = value
+        }
+
+        /// A variable's text as YAML: `15m`, `true`, `8`, `[a, b]`. Only text that opens with `[` or `{`
+        /// becomes a list or mapping (`-` stays the string "-", not a one-item list).
+        static func read(_ text: String) -> Any {
+            guard !text.isEmpty, let value = try? Yams.load(yaml: text) else { return text }
+            if value is [Any] || value is [String: Any] {
+                return text.hasPrefix("[") || text.hasPrefix("{") ? value : text
+            }
+            return value
+        }
     }
 
     static func environmentOverrides(_ environment: [String: String]) throws(ConfigError) -> [Override] {
@@ -48,9 +72,7 @@ extension Config {
         for (name, text) in environment.sorted(by: { $0.key < $1.key }) where name.hasPrefix("IDLEGATE_") {
             let path = name.dropFirst(9).lowercased().split(separator: "__", omittingEmptySubsequences: false).map(String.init)
             guard !path.contains(where: \.isEmpty) else { throw ConfigError(name, "is not a config key") }
-            var value: Any = text
-            if !text.isEmpty, let parsed = try? Yams.load(yaml: text) { value = parsed }
-            out.append(Override(variable: name, path: path, value: value))
+            out.append(Override(source: name, path: path, value: Override.read(text)))
         }
         return out
     }
@@ -362,6 +384,7 @@ extension Config {
     public static func parseDuration(_ s: String) -> Int64? {
         let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
         let t = s.trimmingCharacters(in: " ")
+        if !t.isEmpty, t.allSatisfy(\.isASCII), t.allSatisfy(\.isNumber), let n = Int64(t), n <= Int64.max / 1000 { return n * 1000 }  // bare seconds
         for (suffix, factor) in units where t.hasSuffix(suffix) {
             let number = t.dropLast(suffix.count)
             if let n = Int64(number), n >= 0, n <= Int64.max / factor, !number.hasPrefix("+") { return n * factor }

@@ -80,42 +80,28 @@ struct ConfigOptions: ParsableArguments {
             guard let t = readFile(path) else { throw ValidationError("cannot read config file \(path): \(String(cString: strerror(errno)))") }
             text = t
         }
-        var c: Config
-        do { c = try Config.load(yaml: text, environment: processEnvironment()) } catch { throw ValidationError("\(config ?? "environment"): \(error)") }
-        if let d = stateDir { c.stateDir = d }
-        if let a = adminListen { c.adminListen = a }
-        if let a = auditLog { c.audit.log = a }
-        if !listen.isEmpty { c.listen = listen }
-        if let u = upstream {
-            guard let url = UpstreamURL(parsing: u) else { throw ValidationError("--upstream: \"\(u)\" is not an http://HOST:PORT URL") }
-            c.upstream = url
+        // Flags are one more layer over the file and the environment, checked by the same loader.
+        var flags: [Config.Override] = []
+        func flag(_ name: String, _ path: String, _ value: Any?) {
+            if let value { flags.append(Config.Override(flag: name, path: path.split(separator: ".").map(String.init), value: value)) }
         }
-        if let u = websocketUpstream {
-            guard let url = UpstreamURL(parsing: u) else { throw ValidationError("--websocket-upstream: \"\(u)\" is not an http://HOST:PORT URL") }
-            c.websocketUpstream = url
+        flag("--listen", "listen", listen.isEmpty ? nil : listen)
+        flag("--upstream", "upstream", upstream)
+        flag("--websocket-upstream", "websocket_upstream", websocketUpstream)
+        flag("--threads", "threads", threads)
+        flag("--log-level", "log_level", logLevel)
+        flag("--idle-timeout", "idle_timeout", idleTimeout)
+        flag("--max-lifetime", "max_lifetime", maxLifetime)
+        flag("--mode", "mode", mode)
+        flag("--state-dir", "state_dir", stateDir)
+        flag("--admin-listen", "admin_listen", adminListen)
+        flag("--audit-log", "audit.log", auditLog)
+        do {
+            return try Config.load(yaml: text, environment: processEnvironment(), flags: flags)
+        } catch {
+            // A value from a variable or a flag says so; one from the file is named by the file.
+            throw ValidationError(error.source == nil ? "\(config ?? "defaults"): \(error)" : "\(error)")
         }
-        if let t = threads {
-            guard (0...256).contains(t) else { throw ValidationError("--threads: \(t) is outside 0…256") }
-            c.threads = t
-        }
-        if let l = logLevel {
-            guard ["debug", "info", "warning", "error"].contains(l) else { throw ValidationError("--log-level: \"\(l)\" is not debug, info, warning or error") }
-            c.logLevel = l
-        }
-        if let t = idleTimeout {
-            guard let ms = Config.parseDuration(t), ms >= 1000 else { throw ValidationError("--idle-timeout: \"\(t)\" is not a duration of at least 1s (like 90s, 15m)") }
-            c.idleTimeout = ms
-        }
-        if let t = maxLifetime {
-            guard let ms = t == "0" ? 0 : Config.parseDuration(t) else { throw ValidationError("--max-lifetime: \"\(t)\" is not a duration (like 8h, 12h)") }
-            c.maxLifetime = ms
-        }
-        if let m = mode {
-            guard let v = EnforcementMode(rawValue: m) else { throw ValidationError("--mode: \"\(m)\" is not enforce, audit or off") }
-            c.mode = v
-        }
-        do { try c.validate() } catch { throw ValidationError("\(error)") }
-        return c
     }
 }
 

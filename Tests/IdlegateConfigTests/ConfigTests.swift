@@ -174,6 +174,31 @@ struct EffectiveConfigTests {
         #expect(message(["IDLEGATE_TIMEOUTS____X": "1m"]) == "IDLEGATE_TIMEOUTS____X: is not a config key")
     }
 
+    @Test func flagsGoThroughTheSameChecksAndSaySo() throws {
+        let c = try Config.load(yaml: "idle_timeout: 15m\n", environment: ["IDLEGATE_IDLE_TIMEOUT": "10m", "IDLEGATE_AUDIT__LOG": "-"], flags: [
+            Config.Override(flag: "--idle-timeout", path: ["idle_timeout"], value: "5m"),
+            Config.Override(flag: "--max-lifetime", path: ["max_lifetime"], value: "0"),
+            Config.Override(flag: "--threads", path: ["threads"], value: 3),
+            Config.Override(flag: "--listen", path: ["listen"], value: ["127.0.0.1:1", "[::1]:2"]),
+        ])
+        #expect(c.idleTimeout == 300_000 && c.maxLifetime == 0 && c.threads == 3)
+        #expect(c.listen == ["127.0.0.1:1", "[::1]:2"])
+        #expect(c.audit.log == "-")  // a lone dash stays a string, not a YAML list
+        do {
+            _ = try Config.load(yaml: "", flags: [Config.Override(flag: "--mode", path: ["mode"], value: "enforcing")])
+            Issue.record("accepted")
+        } catch {
+            #expect(error.description == "mode: \"enforcing\" is not enforce, audit or off (from --mode)")
+            #expect(error.source == "--mode")
+        }
+    }
+
+    @Test func bareNumbersAreSeconds() {
+        #expect(Config.parseDuration("90") == 90_000)
+        #expect(Config.parseDuration("0") == 0)
+        #expect(Config.parseDuration("-5") == nil && Config.parseDuration("") == nil)
+    }
+
     @Test func durationsPrintInTheLargestUnit() {
         #expect(Config.formatDuration(900_000) == "15m")
         #expect(Config.formatDuration(90_000) == "90s")
