@@ -52,7 +52,7 @@ let package = Package(
         // `idlegate reap`: cleans Odoo's file session store, matched to idlegate's state by session key.
         .target(name: "IdlegateReaper", dependencies: ["IdlegateSessions"]),
         // The audit trail: events, the writer queue, file sink, rotation, gzip, the report.
-        .target(name: "IdlegateAudit", dependencies: ["CZlib"]),
+        .target(name: "IdlegateAudit", dependencies: ["CZlib", "IdlegateIO"]),
         // The executable: CLI, signals, wiring.
         .executableTarget(name: "idlegate", dependencies: [
             "IdlegateProxy", "IdlegateConfig", "IdlegateIO", "IdlegateAdmin", "IdlegateSessions", "IdlegateAudit", "IdlegateReaper",

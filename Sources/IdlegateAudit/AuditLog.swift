@@ -1,6 +1,7 @@
 import CZlib
 import Dispatch
 import Glibc
+import IdlegateIO
 
 /// Where events go and how they are kept.
 public struct AuditSettings: Sendable, Equatable {
@@ -79,15 +80,7 @@ public final class AuditLog: @unchecked Sendable {
     }
 
     public func start() {
-        var tid = pthread_t()
-        let box = Unmanaged.passRetained(self).toOpaque()
-        let rc = pthread_create(&tid, nil, { arg in
-            let log = Unmanaged<AuditLog>.fromOpaque(arg!).takeRetainedValue()
-            log.run()
-            return nil
-        }, box)
-        precondition(rc == 0, "pthread_create failed: \(rc)")
-        pthread_detach(tid)
+        OSThread.start(name: "idlegate-audit") { [self] in run() }
     }
 
     /// Queues an event (any thread). Never blocks on I/O.

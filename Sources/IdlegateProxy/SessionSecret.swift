@@ -13,25 +13,25 @@ public enum SessionSecret {
 
     /// The secret `serve` would use, if there is one already (nothing is created): for `idlegate reap`.
     public static func existing(config: Config) -> [UInt8]? {
+        try? configured(config)
+    }
+
+    /// `session_secret`, or the key file's secret; nil when there is no key file yet; throws when the
+    /// key file is not a secret.
+    static func configured(_ config: Config) throws -> [UInt8]? {
         if !config.sessionSecret.isEmpty { return hexBytes(config.sessionSecret) }
-        guard let bytes = read(config.effectiveKeyFile) else { return nil }
+        let path = config.effectiveKeyFile
+        guard let bytes = read(path) else { return nil }
         let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: " \n\r\t")
-        guard text.count >= 32, text.count % 2 == 0, text.allSatisfy(\.isHexDigit) else { return nil }
+        guard text.count >= 32, text.count % 2 == 0, text.allSatisfy(\.isHexDigit) else {
+            throw Failure(description: "key_file \(path): not a hex secret (delete it to have a new one made; sessions keys change)")
+        }
         return hexBytes(text)
     }
 
     static func load(config: Config, logger: Logger) throws -> [UInt8] {
-        if !config.sessionSecret.isEmpty {
-            return hexBytes(config.sessionSecret)
-        }
+        if let secret = try configured(config) { return secret }
         let path = config.effectiveKeyFile
-        if let existing = read(path) {
-            let text = String(decoding: existing, as: UTF8.self).trimmingCharacters(in: " \n\r\t")
-            guard text.count >= 32, text.count % 2 == 0, text.allSatisfy(\.isHexDigit) else {
-                throw Failure(description: "key_file \(path): not a hex secret (delete it to have a new one made; sessions keys change)")
-            }
-            return hexBytes(text)
-        }
         guard let secret = SessionKeyDeriver.randomSecret() else { throw Failure(description: "no random bytes from OpenSSL") }
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
