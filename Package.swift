@@ -63,6 +63,9 @@ let package = Package(
         ]),
         // The session table's own benchmark (touches/s, bytes per session).
         .executableTarget(name: "table-bench", dependencies: ["IdlegateSessions"], path: "Benchmarks/TableBench"),
+        // The differential cookie test's oracle: idlegate's own cookie decision for header sets on
+        // stdin, which the test then reads back with every werkzeug version Odoo ships with.
+        .executableTarget(name: "cookie-oracle", dependencies: ["IdlegateHTTP", "IdlegateSessions"], path: "Tests/CookieOracle"),
         .testTarget(name: "IdlegateHTTPTests", dependencies: ["IdlegateHTTP"]),
         .testTarget(name: "IdlegateConfigTests", dependencies: ["IdlegateConfig"]),
         .testTarget(name: "IdlegateSessionsTests", dependencies: ["IdlegateSessions"]),

@@ -21,8 +21,11 @@ public struct AuditEvent: Sendable {
         case kicked
         /// A malformed request, answered with an error status and a closed connection.
         case requestRefused = "request_refused"
-        /// Several or oddly spelled `session_id` cookies, forwarded as one canonical one.
+        /// Several Cookie lines or an unusual spelling of `session_id`, forwarded as one canonical line.
         case cookieRewritten = "cookie_rewritten"
+        /// Odoo handed out (`Set-Cookie`) an id idlegate holds as ended: the session stays ended, and in
+        /// enforce mode the cookie is cleared towards the browser and the session destroyed in Odoo.
+        case revivalRefused = "revival_refused"
         case destroyFailed = "destroy_failed"
         case configReloaded = "config_reloaded"
         case configReloadFailed = "config_reload_failed"

@@ -226,7 +226,12 @@ extension Config {
             let path = "cookies.\(key)"
             switch key {
             case "harden": cookies.harden = try Self.bool(value, path)
-            case "rebuild": cookies.rebuild = try Self.bool(value, path)
+            case "rebuild":
+                // Kept so that configs written for earlier releases still load. Turning it off let Odoo
+                // read ids idlegate never checked (quote games across Cookie lines); that is gone.
+                guard try Self.bool(value, path) else {
+                    throw ConfigError(path, "false is no longer possible: idlegate always forwards a Cookie header it has read itself (remove the key)")
+                }
             case "session_only": cookies.sessionOnly = try Self.bool(value, path)
             case "same_site":
                 let s = try Self.string(value, path)

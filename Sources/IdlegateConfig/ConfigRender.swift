@@ -56,7 +56,6 @@ extension Config {
             "legacy_session_sources: \(q(legacySessionSources.rawValue))",
             "cookies:",
             "  harden: \(cookies.harden)",
-            "  rebuild: \(cookies.rebuild)",
             "  same_site: \(q(cookies.sameSite))",
             "  secure: \(q(cookies.secure))",
             "  session_only: \(cookies.sessionOnly)",

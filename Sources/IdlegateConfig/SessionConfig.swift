@@ -4,7 +4,7 @@ public enum EnforcementMode: String, Sendable, Equatable, CaseIterable {
     case enforce
     /// Every decision is made and logged, but no response changes and nothing is called in Odoo.
     case audit
-    /// Sessions are not tracked at all (cookie hardening and the Cookie rebuild still apply).
+    /// Sessions are not tracked at all (cookie hardening and the forwarded Cookie's canonical form still apply).
     case off
 }
 
@@ -56,9 +56,6 @@ public enum LegacySessionSources: String, Sendable, Equatable {
 public struct CookieSettings: Sendable, Equatable {
     /// Add Secure, SameSite and (on session_id) HttpOnly to every Set-Cookie. Default on.
     public var harden = true
-    /// Rebuild the forwarded Cookie header when it carries several or oddly spelled session_id
-    /// cookies, so Odoo never authenticates an id idlegate did not check. Default on.
-    public var rebuild = true
     /// SameSite value added where absent: Lax (default), Strict (breaks payment-provider returns) or
     /// None (only with Secure).
     public var sameSite = "Lax"

@@ -17,9 +17,11 @@ enum ByteClass {
     }
 
     /// Characters allowed in a request-target: visible ASCII only (RFC 9112 §3.2; browsers
-    /// percent-encode everything else).
+    /// percent-encode everything else), less `#`: a fragment is never sent (RFC 9112 §3.2 has no place
+    /// for one), and werkzeug cuts it off before it finds the query, so a `?session_id=` behind a `#`
+    /// would mean one thing to idlegate and another to Odoo.
     @inline(__always) static func isTarget(_ b: UInt8) -> Bool {
-        b >= 0x21 && b <= 0x7E
+        b >= 0x21 && b <= 0x7E && b != 0x23
     }
 
     /// uri-host and port characters (RFC 3986 §3.2.2): unreserved, sub-delims, pct-encoded, ":" and

@@ -1,114 +1,150 @@
-/// Reading `Cookie` headers exactly as Odoo's werkzeug (2.x) reads them, and rebuilding them.
+/// Reading a `Cookie` header exactly as the werkzeug versions under Odoo 12–19 read it.
 ///
-/// werkzeug finds cookies with the pattern `(?P<key>[^=;]+)(?:\s*=\s*(?P<val>"(?:[^\\"]|\\.)*"|.*?))?\s*;`
-/// searched repeatedly over the header with a `;` appended; keys are stripped of whitespace, empty keys
-/// skipped, quoted values unquoted (backslash escapes, `\NNN` octal), nothing percent-decoded, and the
-/// first `session_id` wins (werkzeug ≥ 1.0, Odoo 16+). Several Cookie headers reach werkzeug joined
-/// with a comma, which is not a separator: the first header's first session_id still wins.
-/// (`../shared/odoo/FACTS.md`, measured on a real Odoo 18.)
+/// Two readers cover them all (`../shared/odoo/FACTS.md`; the test command checks both against the real
+/// packages):
+/// - `.search` — werkzeug 0.16, 2.0 and 2.2 (Odoo 12–18, 19 on Python 3.11): the pattern
+///   `(?P<key>[^=;]+)(?:\s*=\s*(?P<val>"(?:[^\\"]|\\.)*"|.*?))?\s*;` searched again and again over the
+///   header with a `;` appended; the key stripped of ASCII whitespace; a value that starts and ends with
+///   a quote unquoted (`\NNN` octal, `\x` → `x`). 0.16 also drops keys named like cookie attributes
+///   (`path`, `expires`, …) and keeps the last of duplicates; 2.x keeps the first.
+/// - `.findall` — werkzeug 2.3 and 3.x (Odoo 19 on Python 3.12+): `([^=;]*)(?:\s*=\s*("…"|.*?))?\s*;\s*`
+///   with `findall`, key and value stripped of Unicode whitespace (on the Latin-1 text: also 0x1C–0x1F,
+///   0x85, 0xA0), empty keys skipped, the value unquoted when it starts and ends with a quote.
+///
+/// Neither splits on commas, and neither percent-decodes. Both read bytes in place: no allocation
+/// until a caller copies a name or value out.
 public enum CookieHeader {
-    /// One cookie as byte ranges of the header: found without allocating.
-    struct Span {
-        /// `name=value` as written (leading whitespace dropped).
-        var raw: Range<Int>
-        /// The name, whitespace stripped.
-        var name: Range<Int>
-        /// The value as written (quotes included when quoted).
-        var value: Range<Int>
-        var quoted: Bool
+    public enum Reader: Sendable, CaseIterable { case search, findall }
+
+    /// One cookie as byte ranges of the header.
+    public struct Span: Sendable {
+        /// The name, stripped.
+        public var name: Range<Int>
+        /// The value as written, stripped, quotes included.
+        public var value: Range<Int>
     }
 
-    /// werkzeug's search loop over `header + ";"`, without copying: an index at the end reads as `;`.
-    static func forEachSpan(_ header: ArraySlice<UInt8>, _ body: (Span) -> Void) {
-        let start = header.startIndex
+    /// Calls `body` with each cookie of `header` as `reader` finds it, in order.
+    public static func forEach(_ header: ArraySlice<UInt8>, _ reader: Reader, _ body: (Span) -> Void) {
+        switch reader {
+        case .search: forEachSearch(header, body)
+        case .findall: forEachFindall(header, body)
+        }
+    }
+
+    /// werkzeug ≤ 2.2's loop over `header + ";"`, without copying: an index at the end reads as `;`.
+    static func forEachSearch(_ header: ArraySlice<UInt8>, _ body: (Span) -> Void) {
         let n = header.endIndex
-        let semicolon = UInt8(ascii: ";"), equals = UInt8(ascii: "="), quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\")
         @inline(__always) func at(_ i: Int) -> UInt8 { i < n ? header[i] : semicolon }
-        var i = start
+        var i = header.startIndex
         while i < n {
-            // re.search: the first position where a key can start.
+            // re.search: the first position where a key ([^=;]+) can start.
             var p = i
             while p < n && (header[p] == equals || header[p] == semicolon) { p += 1 }
             if p >= n { break }
             var k = p
-            while at(k) != equals && at(k) != semicolon { k += 1 }  // key: [^=;]+
+            while at(k) != equals && at(k) != semicolon { k += 1 }
             var value = k..<k
-            var quoted = false
-            var rawEnd = k
+            let end: Int
+            if at(k) == semicolon {
+                end = k + 1
+            } else {
+                var j = k + 1
+                while j < n && isASCIISpace(header[j]) { j += 1 }
+                (value, end) = valueAndEnd(header, from: j)
+            }
+            var k0 = p, k1 = k
+            while k0 < k1 && isASCIISpace(header[k0]) { k0 += 1 }
+            while k1 > k0 && isASCIISpace(header[k1 - 1]) { k1 -= 1 }
+            if k1 > k0 { body(Span(name: k0..<k1, value: value)) }
+            i = end
+        }
+    }
+
+    /// werkzeug ≥ 2.3's `findall` over `header + ";"`.
+    static func forEachFindall(_ header: ArraySlice<UInt8>, _ body: (Span) -> Void) {
+        let n = header.endIndex
+        guard n > header.startIndex else { return }  // `if not cookie: return cls()`
+        @inline(__always) func at(_ i: Int) -> UInt8 { i < n ? header[i] : semicolon }
+        var i = header.startIndex
+        while i <= n {
+            var k = i
+            while at(k) != equals && at(k) != semicolon { k += 1 }  // ([^=;]*)
+            var value = k..<k
             var end: Int
             if at(k) == semicolon {
                 end = k + 1
             } else {
                 var j = k + 1
-                while j < n && isSpace(header[j]) { j += 1 }
-                end = 0
-                if at(j) == quote {
-                    // "(?:[^\\"]|\\.)*" then \s*;
-                    var q = j + 1
-                    var closed = -1
-                    while q < n {
-                        if header[q] == backslash {
-                            if q + 1 < n { q += 2 } else { break }
-                        } else if header[q] == quote {
-                            closed = q
-                            break
-                        } else {
-                            q += 1
-                        }
-                    }
-                    if closed >= 0 {
-                        var after = closed + 1
-                        while after < n && isSpace(header[after]) { after += 1 }
-                        if at(after) == semicolon {
-                            value = j..<(closed + 1)
-                            quoted = closed > j
-                            rawEnd = closed + 1
-                            end = after + 1
-                        }
-                    }
-                }
-                if end == 0 {
-                    // .*? then \s*; : up to the first ;, less the whitespace before it.
-                    var t = j
-                    while at(t) != semicolon { t += 1 }
-                    var m = t
-                    while m > j && isSpace(header[m - 1]) { m -= 1 }
-                    value = j..<m
-                    rawEnd = m
-                    end = t + 1
-                }
+                while j < n && isASCIISpace(header[j]) { j += 1 }
+                (value, end) = valueAndEnd(header, from: j)
             }
-            var k0 = p, k1 = k
-            while k0 < k1 && isSpace(header[k0]) { k0 += 1 }
-            while k1 > k0 && isSpace(header[k1 - 1]) { k1 -= 1 }
-            if k1 > k0 {
-                body(Span(raw: k0..<max(rawEnd, k0), name: k0..<k1, value: value, quoted: quoted))
-            }
+            while end < n && isASCIISpace(header[end]) { end += 1 }  // \s*;\s*
+            var k0 = i, k1 = k
+            while k0 < k1 && isLatin1Space(header[k0]) { k0 += 1 }
+            while k1 > k0 && isLatin1Space(header[k1 - 1]) { k1 -= 1 }
+            var v0 = value.lowerBound, v1 = value.upperBound
+            while v0 < v1 && isLatin1Space(header[v0]) { v0 += 1 }
+            while v1 > v0 && isLatin1Space(header[v1 - 1]) { v1 -= 1 }
+            if k1 > k0 { body(Span(name: k0..<k1, value: v0..<v1)) }
             i = end
         }
     }
 
+    /// The value alternatives both readers share, from `j` (past `=` and whitespace): a quoted string
+    /// followed by `\s*;`, else the shortest run up to the first `;` less the whitespace before it.
+    /// Returns the value and the index past its `;`.
+    @inline(__always)
+    static func valueAndEnd(_ header: ArraySlice<UInt8>, from j: Int) -> (Range<Int>, Int) {
+        let n = header.endIndex
+        @inline(__always) func at(_ i: Int) -> UInt8 { i < n ? header[i] : semicolon }
+        if at(j) == quote {
+            // "(?:[^\\"]|\\.)*" — escapes are forced pairs, so the first unescaped quote closes it.
+            var q = j + 1
+            while q < n && header[q] != quote {
+                q += header[q] == backslash ? 2 : 1
+            }
+            if q < n {
+                var after = q + 1
+                while after < n && isASCIISpace(header[after]) { after += 1 }
+                if at(after) == semicolon { return (j..<(q + 1), after + 1) }
+            }
+        }
+        var t = j
+        while at(t) != semicolon { t += 1 }
+        var m = t
+        while m > j && isASCIISpace(header[m - 1]) { m -= 1 }
+        return (j..<m, t + 1)
+    }
+
+    static let semicolon = UInt8(ascii: ";"), equals = UInt8(ascii: "="), quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\")
     static let sessionName = Array("session_id".utf8)
 
-    static func isSessionName(_ header: ArraySlice<UInt8>, _ r: Range<Int>) -> Bool {
+    public static func isSessionName(_ header: ArraySlice<UInt8>, _ r: Range<Int>) -> Bool {
         r.count == 10 && header[r].elementsEqual(sessionName)
     }
 
-    /// Python's bytes `\s`: space, \t, \n, \r, \v, \f.
-    @inline(__always) static func isSpace(_ c: UInt8) -> Bool {
+    /// Python's bytes `\s` and `bytes.strip()`: space, \t, \n, \r, \v, \f.
+    @inline(__always) static func isASCIISpace(_ c: UInt8) -> Bool {
         c == 0x20 || (c >= 0x09 && c <= 0x0D)
     }
 
-    /// werkzeug's `_cookie_unquote`: strip the quotes, then `\NNN` (octal 000–377) becomes that byte
-    /// and `\x` becomes `x`, whichever comes first.
-    static func unquote(_ v: ArraySlice<UInt8>) -> [UInt8] {
-        guard v.count >= 2, v.first == UInt8(ascii: "\""), v.last == UInt8(ascii: "\"") else { return Array(v) }
-        let s = Array(v.dropFirst().dropLast())
+    /// Python's `str.strip()` on Latin-1 text: the ASCII ones, 0x1C–0x1F, 0x85 and 0xA0.
+    @inline(__always) static func isLatin1Space(_ c: UInt8) -> Bool {
+        isASCIISpace(c) || (c >= 0x1C && c <= 0x1F) || c == 0x85 || c == 0xA0
+    }
+
+    /// werkzeug's unquoting, the same in every version: a value that starts and ends with `"` loses
+    /// them, then `\NNN` (octal 000–377) becomes that byte and `\x` becomes `x`, whichever comes first.
+    public static func unquote(_ v: ArraySlice<UInt8>) -> [UInt8] {
+        guard v.count >= 2, v.first == quote, v.last == quote else { return Array(v) }
+        let s = v.dropFirst().dropLast()
         var out: [UInt8] = []
-        var i = 0
-        while i < s.count {
-            if s[i] == UInt8(ascii: "\\"), i + 1 < s.count {
-                if i + 3 < s.count, (0x30...0x33).contains(s[i + 1]), (0x30...0x37).contains(s[i + 2]), (0x30...0x37).contains(s[i + 3]) {
+        out.reserveCapacity(s.count)
+        var i = s.startIndex
+        while i < s.endIndex {
+            if s[i] == backslash, i + 1 < s.endIndex {
+                if i + 3 < s.endIndex, (0x30...0x33).contains(s[i + 1]), (0x30...0x37).contains(s[i + 2]), (0x30...0x37).contains(s[i + 3]) {
                     out.append((s[i + 1] - 0x30) << 6 | (s[i + 2] - 0x30) << 3 | (s[i + 3] - 0x30))
                     i += 4
                 } else {
@@ -122,53 +158,22 @@ public enum CookieHeader {
         }
         return out
     }
-}
 
-/// What the request's Cookie headers say about `session_id`, read the werkzeug way.
-public struct SessionCookie: Sendable, Equatable {
-    /// The value Odoo would use: the first `session_id` entry's (possibly empty), nil when none.
-    public let value: [UInt8]?
-    /// How many `session_id` entries there were, over all Cookie headers.
-    public let count: Int
-    /// Whether forwarding the headers as they are could let Odoo and idlegate disagree, or carries an
-    /// unusual spelling: several session_id entries, a quoted/escaped/padded one, several Cookie headers.
-    public let needsRebuild: Bool
+    /// A cookie name every reader takes as it is: an RFC 9110 token.
+    @inline(__always) static func isPlainNameByte(_ c: UInt8) -> Bool { ByteClass.isToken(c) }
 
-    /// Reads every Cookie field of `fields`, allocating only for the id it returns.
-    public init(_ fields: HTTPFields) {
-        var first: [UInt8]? = nil
-        var count = 0
-        var unusual = false
-        var headers = 0
-        for i in 0..<fields.count where fields.known(at: i) == .cookie {
-            headers += 1
-            let header = fields.valueBytes(at: i)
-            CookieHeader.forEachSpan(header) { sp in
-                guard CookieHeader.isSessionName(header, sp.name) else { return }
-                count += 1
-                if first == nil { first = sp.quoted ? CookieHeader.unquote(header[sp.value]) : Array(header[sp.value]) }
-                // Canonical: exactly `session_id=value`, unquoted.
-                if sp.quoted || sp.name.lowerBound != sp.raw.lowerBound || sp.value.lowerBound != sp.name.upperBound + 1 || sp.value.upperBound != sp.raw.upperBound {
-                    unusual = true
-                }
-            }
-        }
-        value = first
-        self.count = count
-        needsRebuild = count > 1 || unusual || (headers > 1 && count > 0)
+    /// RFC 6265 §4.1.1 cookie-octet: visible ASCII less `"`, `,`, `;` and `\`. A value made of them
+    /// means the same to every reader and every join.
+    @inline(__always) static func isPlainValueByte(_ c: UInt8) -> Bool {
+        c >= 0x21 && c <= 0x7E && c != quote && c != UInt8(ascii: ",") && c != semicolon && c != backslash
     }
 
-    /// The forwarded Cookie value: every cookie but session_id, untouched and in order, then
-    /// `session_id=<id>` when `id` is given. Nil when nothing is left (no Cookie header at all).
-    public static func rebuild(_ fields: HTTPFields, sessionID id: String?) -> String? {
-        var parts: [String] = []
-        for i in 0..<fields.count where fields.known(at: i) == .cookie {
-            let header = fields.valueBytes(at: i)
-            CookieHeader.forEachSpan(header) { sp in
-                if !CookieHeader.isSessionName(header, sp.name) { parts.append(String(decoding: header[sp.raw], as: UTF8.self)) }
-            }
-        }
-        if let id { parts.append("session_id=" + id) }
-        return parts.isEmpty ? nil : parts.joined(separator: "; ")
+    /// Names werkzeug 0.16 drops as cookie attributes (any case): a cookie so named never reaches Odoo
+    /// 12–15, so idlegate forwards none, or versions would disagree.
+    static let attributeNames: [[UInt8]] = ["expires", "path", "comment", "max-age", "secure", "httponly", "version"].map { Array($0.utf8) }
+
+    static func isAttributeName(_ name: ArraySlice<UInt8>) -> Bool {
+        guard name.count >= 4 && name.count <= 8 else { return false }
+        return attributeNames.contains { a in a.count == name.count && zip(a, name).allSatisfy { $0 == $1.asciiLowercased } }
     }
 }

@@ -5,6 +5,11 @@ public enum FieldName: UInt8, Sendable {
     case host, contentLength, transferEncoding, connection, keepAlive, proxyConnection, te, trailer, upgrade
     case proxyAuthenticate, proxyAuthorization, expect, cookie, setCookie, contentType, xOpenerpSessionID
     case xForwardedFor, xForwardedProto, xForwardedHost, forwarded, xRealIP
+    /// Any name with an underscore. Odoo's HTTP server (werkzeug's `serving.py`) turns `-` and `_` alike
+    /// into `_` in the WSGI environ, so `X_Openerp_Session_Id` or `X_Forwarded_Host` would reach Odoo
+    /// as the header idlegate checked or dropped under its real name. A request's such fields are never
+    /// forwarded (as nginx drops them by default, `underscores_in_headers off`).
+    case underscored
 
     /// Lower-case spellings, by tag.
     static let spellings: [(FieldName, [UInt8])] = ([
@@ -25,13 +30,14 @@ public enum FieldName: UInt8, Sendable {
 
     /// Recognises a field name (any case); `.other` for the rest.
     static func classify(_ name: UnsafeRawBufferPointer) -> FieldName {
-        guard name.count < 21 else { return .other }
-        for (tag, spelling) in byLength[name.count] {
-            var i = 0
-            while i < spelling.count && name[i].asciiLowercased == spelling[i] { i += 1 }
-            if i == spelling.count { return tag }
+        if name.count < 21 {
+            for (tag, spelling) in byLength[name.count] {
+                var i = 0
+                while i < spelling.count && name[i].asciiLowercased == spelling[i] { i += 1 }
+                if i == spelling.count { return tag }
+            }
         }
-        return .other
+        return name.contains(UInt8(ascii: "_")) ? .underscored : .other
     }
 
     static func classify(_ name: String) -> FieldName {

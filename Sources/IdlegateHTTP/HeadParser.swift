@@ -144,7 +144,9 @@ public struct HeadParser: Sendable {
         i += 1
         let t0 = i
         while i < line.upperBound && ByteClass.isTarget(s[i]) { i += 1 }
-        guard i > t0, i < line.upperBound, s[i] == .sp else { throw .bad("malformed request target") }
+        guard i > t0, i < line.upperBound, s[i] == .sp else {
+            throw .bad(i < line.upperBound && s[i] == UInt8(ascii: "#") ? "fragment (#) in the request target" : "malformed request target")
+        }
         let target = String(decoding: s[t0..<i], as: UTF8.self)
         let version = try Self.version(s[(i + 1)..<line.upperBound], status: 505)
         return RequestHead(method: method, target: target, version: version, fields: fields)

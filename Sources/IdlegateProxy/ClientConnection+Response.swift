@@ -1,6 +1,7 @@
 import IdlegateConfig
 import IdlegateHTTP
 import IdlegateIO
+import IdlegateSessions
 
 /// Upstream → client: parsing, rewriting and re-framing responses, and the one error funnel.
 extension ClientConnection {
@@ -154,10 +155,15 @@ extension ClientConnection {
         for i in 0..<fields.count {
             let known = fields.known(at: i)
             if HeaderRewriting.isHopByHop(fields, i, known, named: named) { continue }
-            if known == .setCookie, let hardened = settings.enforcer.responseCookie(fields.value(at: i), decision: x.session, loginBody: &x.loginBody, json: x.loginIsJSON) {
+            var destroy: (id: String, key: SessionKey)? = nil
+            if known == .setCookie, let hardened = settings.enforcer.responseCookie(fields.value(at: i), decision: x.session, loginBody: &x.loginBody,
+                                                                                    json: x.loginIsJSON, destroy: &destroy) {
                 HTTPFields.writeField("Set-Cookie", hardened, into: &worker.staging)
             } else {
                 fields.writeField(at: i, into: &worker.staging)
+            }
+            if let (id, key) = destroy {
+                worker.destroyer.destroy(id: id, key: key.description, host: x.request.fields.first(.host), forwarded: forwardedPairs(x.request))
             }
         }
     }

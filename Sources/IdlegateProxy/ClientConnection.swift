@@ -248,6 +248,10 @@ final class ClientConnection: EventHandler {
     /// Answers an expired session, or forwards the request.
     func forward(_ session: SessionDecision, _ r: PendingRequest) {
         let head = r.head
+        if let refusal = session.refusal {
+            refuse(refusal)
+            return
+        }
         if let id = session.destroyID, let key = session.key {
             worker.destroyer.destroy(id: id, key: key.description, host: head.fields.first(.host), forwarded: forwardedPairs(head))
         }
@@ -297,7 +301,7 @@ final class ClientConnection: EventHandler {
             head.writeRequestLine(into: &out)
         }
         fields.write(into: &out) { i, known in
-            !(HeaderRewriting.isHopByHop(fields, i, known, named: named) || known == .expect
+            !(HeaderRewriting.isHopByHop(fields, i, known, named: named) || known == .expect || known == .underscored
               || (!trusted && HeaderRewriting.isForwardingField(known))
               || (replaceCookie && known == .cookie) || (stripHeader && known == .xOpenerpSessionID))
         }

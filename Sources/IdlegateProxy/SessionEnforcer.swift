@@ -6,14 +6,6 @@ import IdlegatePolicy
 import IdlegateSessions
 import Logging
 
-/// What the forwarded request carries as its Cookie header.
-enum ForwardedCookie: Sendable {
-    /// The client's Cookie headers, as they came.
-    case asSent
-    /// One rebuilt Cookie header (nil: none at all, nothing was left).
-    case rebuilt(String?)
-}
-
 /// The session check of one request: what to forward, or what to answer instead.
 struct SessionDecision: Sendable {
     /// The forwarded Cookie header.
@@ -22,6 +14,8 @@ struct SessionDecision: Sendable {
     var stripHeader = false
     /// The forwarded target, when `?session_id=` was removed from it.
     var target: String? = nil
+    /// Refuse the request as malformed (and close), before anything else.
+    var refusal: HTTPParseError? = nil
     /// Answer this instead of forwarding (an expired or refused session, enforce mode).
     var answer: [UInt8]? = nil
     /// The raw id to destroy in Odoo once the answer is out (enforce mode only; never stored).
@@ -57,7 +51,6 @@ final class SessionEnforcer: Sendable {
     let hardening: CookieHardening
     let unknown: UnknownSessions
     let legacy: LegacySessionSources
-    let rebuildCookies: Bool
     let destroyInOdoo: Bool
     let logger: Logger
     let metrics: ProxyMetrics
@@ -74,7 +67,6 @@ final class SessionEnforcer: Sendable {
         hardening = CookieHardening(settings: config.cookies)
         unknown = UnknownSessions(rawValue: config.unknownSessions) ?? .adopt
         legacy = config.legacySessionSources
-        rebuildCookies = config.cookies.rebuild
         destroyInOdoo = config.destroyInOdoo
         self.logger = logger
     }
@@ -95,37 +87,41 @@ final class SessionEnforcer: Sendable {
         d.limits = policy.limits
         d.policy = policy.name
         d.client = clientText
-        let cookie = SessionCookie(fields)
+        let cookie = SessionCookie(fields, isSessionID: SessionIDShape.isValid)
+        if cookie.conflict {
+            // Two Cookie lines whose `,` join (Odoo's HTTP port) and `; ` join (its gevent port) name
+            // different sessions: no browser sends that, and no one reading can be right for both.
+            d.refusal = HTTPParseError(400, "Cookie lines name different sessions on Odoo's two ports")
+            return d
+        }
 
         // Where the id comes from. Odoo ≤ 15 reads ?session_id=, then X-Openerp-Session-Id, then the
         // cookie (the first non-empty one); 16+ the cookie only. Query and header never reach Odoo: in
         // check mode the id they carried is checked and forwarded in the Cookie instead.
         var id: [UInt8]? = cookie.value
-        var rebuild = cookie.needsRebuild
+        var moved = false
         let queryID = head.target.utf8.contains(UInt8(ascii: "?")) ? Self.queryValue(head.target, "session_id") : nil
-        let headerID = fields.first(.xOpenerpSessionID).map { Array($0.utf8) }
+        let headerID = Self.legacyHeaderValue(fields)
         if queryID != nil { d.target = Self.removingQuery(head.target, "session_id") }
         if headerID != nil { d.stripHeader = true }
         if legacy == .check {
             if let q = queryID, !q.isEmpty {
                 id = q
-                rebuild = true
+                moved = true
             } else if let h = headerID, !h.isEmpty {
                 id = h
-                rebuild = true
+                moved = true
             }
         }
         let valid = id.map { SessionIDShape.isValid($0) } ?? false
-        var idText: String? { valid ? String(decoding: id!, as: UTF8.self) : nil }  // made only when needed
-        // The forwarded Cookie carries exactly the id checked, or none (cookie tossing). A check-mode id
-        // moved from the query or header is always rebuilt in, or its session would be lost.
-        if (rebuildCookies && (rebuild || (cookie.value != nil && !valid))) || (rebuild && legacy == .check && id != cookie.value) {
-            d.cookie = .rebuilt(SessionCookie.rebuild(fields, sessionID: idText))
-            if rebuild || cookie.value != nil {
-                audit.emit(.cookieRewritten) { e in
-                    Self.describe(&e, head, clientText, policy.name)
-                    e.reason = cookie.value != nil && !valid ? "malformed session_id" : rebuild && id != cookie.value ? "id moved from query or header" : "several or unusually spelled session_id cookies"
-                }
+        // The forwarded Cookie carries exactly the id checked, or none: the client's line as it came only
+        // when it is plain and its session_id (if any) is the well-formed one checked; otherwise one line
+        // idlegate built and read back itself (cookie tossing, quote games across lines or rewrites).
+        d.cookie = cookie.forwarded(fields, id: id, valid: valid, moved: moved)
+        if d.cookie != .asSent && (moved || cookie.value != nil) {
+            audit.emit(.cookieRewritten) { e in
+                Self.describe(&e, head, clientText, policy.name)
+                e.reason = moved ? "id moved from query or header" : !valid ? "malformed session_id" : "several Cookie lines or an unusual spelling"
             }
         }
         let route = routes.classify(path)
@@ -195,13 +191,15 @@ final class SessionEnforcer: Sendable {
                 e.reason = reason.rawValue
             }
             if policy.mode == .audit {
-                store.start(key, now: now, limits: policy.limits)  // watched, not enforced: a fresh clock
+                store.restart(key, now: now, limits: policy.limits)  // watched, not enforced: a fresh clock
                 return d
             }
             if destroyInOdoo { d.destroyID = String(decoding: raw, as: UTF8.self) }
         case .ended:
             dead = true
-            if policy.mode == .audit { store.start(key, now: now, limits: policy.limits); return d }
+            // Audit mode forwards it, but never un-ends it: a session another policy ended (or a kick,
+            // or a logout) stays ended for every policy.
+            if policy.mode == .audit { return d }
             // Ended without a request to act on (an open tunnel expired, a logout): destroy now.
             // Destroying an unknown session is a no-op in Odoo.
             if destroyInOdoo { d.destroyID = String(decoding: raw, as: UTF8.self) }
@@ -223,7 +221,7 @@ final class SessionEnforcer: Sendable {
         // Login, sign-up, logout and static files are never refused (no login loops): the dead id is
         // left out and Odoo starts a fresh anonymous session.
         if route == .login || route == .staticFile || route == .logout {
-            d.cookie = .rebuilt(SessionCookie.rebuild(fields, sessionID: nil))
+            d.cookie = .rebuilt(SessionCookie.canonical(fields, sessionID: nil).map { String(decoding: $0, as: UTF8.self) })
             d.stripHeader = true
             return d
         }
@@ -261,12 +259,25 @@ final class SessionEnforcer: Sendable {
     /// A Set-Cookie from Odoo: a new session_id starts a session (login rotates the id; anonymous
     /// visitors get one too). Odoo also re-sends the request's own id (on the WebSocket 101, on many
     /// JSON-RPC answers; Odoo 19's rotation keeps the first 42 characters, so the same key): that is
-    /// no new session and must not move its clock. Returns the hardened value, or nil to pass it as is.
-    func responseCookie(_ value: String, decision: SessionDecision, loginBody: inout [UInt8]?, json: Bool) -> String? {
+    /// no new session and must not move its clock. An id held as ended is never started again: if Odoo
+    /// hands one out, it was reached some way idlegate did not see, so in enforce mode the cookie is
+    /// cleared towards the browser and `destroy` gets the id to end it in Odoo as well. Returns the
+    /// value to send, or nil to pass it as is.
+    func responseCookie(_ value: String, decision: SessionDecision, loginBody: inout [UInt8]?, json: Bool, destroy: inout (id: String, key: SessionKey)?) -> String? {
         if decision.tracking, let sid = Self.setCookieSessionID(value) {
             let key = deriver.key(for: sid[...])
             if key != decision.key {
-                store.start(key, now: clock.now(), limits: decision.limits)
+                guard store.start(key, now: clock.now(), limits: decision.limits) else {
+                    logger.warning("session \(key) handed out by Odoo is ended here: not revived\(decision.enforce ? "; cookie cleared, destroying it in Odoo" : "") (client \(decision.client), policy \(decision.policy))")
+                    audit.emit(.revivalRefused, key: key) { e in
+                        e.client = decision.client
+                        e.policy = decision.policy
+                        e.mode = decision.enforce ? "enforce" : "audit"
+                    }
+                    guard decision.enforce else { return hardening.harden(value, https: decision.https) }
+                    if destroyInOdoo { destroy = (String(decoding: sid, as: UTF8.self), key) }
+                    return hardening.clearSessionCookie(https: decision.https)
+                }
                 // A login answered with a new session: pair it with the login name the request carried.
                 // The body prefix is dropped here, password and all.
                 let login = loginBody.flatMap { LoginField.parse($0, json: json) }
@@ -286,6 +297,17 @@ final class SessionEnforcer: Sendable {
             }
         }
         return hardening.harden(value, https: decision.https)
+    }
+
+    /// `X-Openerp-Session-Id` as Odoo ≤ 15 reads it: several lines reach it joined with `,` (werkzeug's
+    /// server), which is then no well-formed id. Nil when absent.
+    static func legacyHeaderValue(_ fields: HTTPFields) -> [UInt8]? {
+        var out: [UInt8]? = nil
+        for i in 0..<fields.count where fields.known(at: i) == .xOpenerpSessionID {
+            if out == nil { out = [] } else { out!.append(UInt8(ascii: ",")) }
+            out!.append(contentsOf: fields.valueBytes(at: i))
+        }
+        return out
     }
 
     /// The request fields every event about a request carries.

@@ -26,9 +26,16 @@ public protocol SessionStore: AnyObject, Sendable {
     /// Checks without changing anything (for open WebSocket tunnels and login routes).
     func peek(_ key: SessionKey, now: Int64) -> SessionVerdict?
 
-    /// A session Odoo just created (a new `session_id` in a response): starts it with a fresh clock,
-    /// replacing whatever was known.
-    func start(_ key: SessionKey, now: Int64, limits: SessionLimits)
+    /// A session Odoo just created (a new `session_id` in a response): starts it with a fresh clock.
+    /// A key held as ended (expired, logged out, kicked) is never started again — Odoo re-sends the
+    /// cookie of whatever session it used, so starting on any `Set-Cookie` would revive an ended id —
+    /// and the call returns false, changing nothing. Only a key never seen, or swept, starts fresh.
+    @discardableResult
+    func start(_ key: SessionKey, now: Int64, limits: SessionLimits) -> Bool
+
+    /// Audit mode only: a session that would have expired just now is watched on with a fresh clock,
+    /// replacing the ended mark the check gave it.
+    func restart(_ key: SessionKey, now: Int64, limits: SessionLimits)
 
     /// Logout or kick: the id stays refused until swept.
     func end(_ key: SessionKey, now: Int64)

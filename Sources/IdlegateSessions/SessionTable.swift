@@ -102,7 +102,21 @@ public final class SessionTable: SessionStore, @unchecked Sendable {
         }
     }
 
-    public func start(_ key: SessionKey, now: Int64, limits: SessionLimits) {
+    @discardableResult
+    public func start(_ key: SessionKey, now: Int64, limits: SessionLimits) -> Bool {
+        let perStripe = self.perStripe
+        return withStripe(key) { map in
+            if let r = map[key] {
+                if r.isEnded { return false }
+            } else {
+                Self.makeRoomLocked(&map, perStripe: perStripe)
+            }
+            map.insert(key, SessionRecord(started: now, lastActive: now, limits: limits))
+            return true
+        }
+    }
+
+    public func restart(_ key: SessionKey, now: Int64, limits: SessionLimits) {
         let perStripe = self.perStripe
         withStripe(key) { map in
             if map.find(key) == nil { Self.makeRoomLocked(&map, perStripe: perStripe) }

@@ -22,7 +22,40 @@ struct SessionTableTests {
         clock.advance(seconds: 1)
         #expect(t.check(k, now: clock.now(), limits: fifteen, activity: true, unknown: .adopt) == .ended)
         // A new login (Odoo hands out a new id) starts afresh.
+        #expect(t.start(key(100), now: clock.now(), limits: fifteen))
+        #expect(t.check(key(100), now: clock.now(), limits: fifteen, activity: true, unknown: .adopt) == .active(idleFor: 0))
+    }
+
+    /// Regression (a real Odoo 18 behind idlegate): Odoo re-sends `Set-Cookie: session_id=<the id it
+    /// used>`, and taking that as a new session revived an expired id for good.
+    @Test func anEndedSessionIsNeverStartedAgain() {
+        let clock = ManualClock()
+        let t = SessionTable(longestWindow: 900_000, tombstone: 3_600_000)
+        let expired = key(7), kicked = key(8)
+        t.start(expired, now: clock.now(), limits: fifteen)
+        t.start(kicked, now: clock.now(), limits: fifteen)
+        clock.advance(seconds: 901)
+        _ = t.check(expired, now: clock.now(), limits: fifteen, activity: true, unknown: .adopt)
+        t.end(kicked, now: clock.now())
+        for k in [expired, kicked] {
+            #expect(!t.start(k, now: clock.now(), limits: fifteen))
+            #expect(t.check(k, now: clock.now(), limits: fifteen, activity: true, unknown: .adopt) == .ended)
+        }
+        // Past its tombstone the key is swept, and only then may it start fresh.
+        clock.advance(seconds: 3_601)
+        #expect(t.sweep(now: clock.now()) == 2)
+        #expect(t.start(expired, now: clock.now(), limits: fifteen))
+        #expect(t.check(expired, now: clock.now(), limits: fifteen, activity: true, unknown: .adopt) == .active(idleFor: 0))
+    }
+
+    @Test func auditModeRestartsWhatItWouldHaveExpired() {
+        let clock = ManualClock()
+        let t = SessionTable(longestWindow: 900_000)
+        let k = key(9)
         t.start(k, now: clock.now(), limits: fifteen)
+        clock.advance(seconds: 901)
+        if case .expired = t.check(k, now: clock.now(), limits: fifteen, activity: true, unknown: .adopt) {} else { Issue.record("not expired") }
+        t.restart(k, now: clock.now(), limits: fifteen)
         #expect(t.check(k, now: clock.now(), limits: fifteen, activity: true, unknown: .adopt) == .active(idleFor: 0))
     }
 

@@ -5,6 +5,9 @@
 - `threaded` mode answers like a threaded Odoo (workers = 0): HTTP/1.1 keep-alive.
 - `/websocket` answers a WebSocket handshake with 101 (as Odoo 16+ does on the gevent port) and then
   echoes frames; without `Upgrade: websocket` it answers 400, and `/websocket-refused` answers 426.
+- Headers reach "Odoo" through a WSGI environ built as Odoo's servers build it: `server="werkzeug"`
+  (port 8069, `serving.py`) maps `-` and `_` alike to `_` and joins repeated headers with a bare `,`;
+  `server="gevent"` (port 8072, `pywsgi.py`) drops names with `_` and joins Cookie lines with `; `.
 
 Every byte received is recorded, so a test can prove that a refused request reached it as not one byte.
 """
@@ -18,7 +21,9 @@ import threading
 import time
 from urllib.parse import parse_qs, quote
 
+from werkzeug.datastructures import MultiDict
 from werkzeug.http import parse_cookie  # Odoo reads cookies with werkzeug: so does this fake
+from werkzeug.urls import url_decode  # and its query string (request.args)
 
 SID_RE = re.compile(r"^[A-Za-z0-9_-]{84}$")  # Odoo 18 session ids
 
@@ -89,8 +94,12 @@ class Conn:
 
 
 class FakeOdoo:
-    def __init__(self, mode="threaded", port=0, legacy=False, ping_interval=45.0):
+    def __init__(self, mode="threaded", port=0, legacy=False, ping_interval=45.0, server="werkzeug"):
         self.mode = mode
+        self.server = server
+        # A test's stand-in for a way past idlegate it did not see: the next request is served as this
+        # session, and, as a real Odoo does, its answer re-sends that session's cookie.
+        self.force_session = None
         # Odoo pings every WebSocket every 45 s (captures/11_websocket_frames.txt); tests shorten it.
         self.ping_interval = ping_interval
         # Odoo 12-15 (and 16/17 before June 2024) also read ?session_id= and X-Openerp-Session-Id,
@@ -181,15 +190,38 @@ class FakeOdoo:
         """A logged-in session made directly in the store (what a real login leaves behind)."""
         return self.new_session(uid=2, login=login)
 
+    def environ(self, req):
+        """The HTTP_* part of the WSGI environ Odoo's server would build from these headers."""
+        env = {}
+        for name, value in req.headers:
+            if self.server == "gevent":
+                if "_" in name:
+                    continue  # pywsgi: "strip incoming bad headers"
+                key = "HTTP_" + name.replace("-", "_").upper()
+                if key in env:
+                    env[key] += ("; " if "COOKIE" in key else ",") + value
+                    continue
+            else:
+                key = "HTTP_" + name.upper().replace("-", "_")
+                if key in env:
+                    value = f"{env[key]},{value}"
+            env[key] = value
+        return env
+
     def session_of(self, req):
-        """The session id werkzeug would pick: several Cookie headers joined with a comma (as the WSGI
-        environ does), then the first session_id; a malformed or unknown id counts as none."""
-        cookie = ",".join(req.all("cookie"))
-        sid = parse_cookie(cookie).get("session_id") if cookie else None
+        """The session id Odoo would pick: the first session_id werkzeug reads from the environ's
+        HTTP_COOKIE; a malformed or unknown id counts as none."""
+        if self.force_session:
+            sid, self.force_session = self.force_session, None
+            return sid
+        env = self.environ(req)
+        cookies = parse_cookie(env["HTTP_COOKIE"]) if "HTTP_COOKIE" in env else MultiDict()
+        sid = cookies.get("session_id")
         if self.legacy:
-            query = parse_qs(req.target.split("?", 1)[1]) if "?" in req.target else {}
-            cookies = parse_cookie(cookie).getlist("session_id") if cookie else []
-            sid = (query.get("session_id") or [None])[0] or req.header("x-openerp-session-id") or (cookies[-1] if cookies else None)
+            # Odoo <= 15: ?session_id=, then X-Openerp-Session-Id, then the cookie (werkzeug 0.x: the last).
+            query = url_decode(req.target.split("#", 1)[0].split("?", 1)[1]) if "?" in req.target.split("#", 1)[0] else MultiDict()
+            cookie_ids = cookies.getlist("session_id")
+            sid = query.get("session_id") or env.get("HTTP_X_OPENERP_SESSION_ID") or (cookie_ids[-1] if cookie_ids else None)
         if sid and SID_RE.match(sid) and sid in self.sessions:
             return sid
         return None

@@ -134,7 +134,7 @@ def test_json_login_logout_kick_refusals_and_rewrites(odoo, start_idlegate, audi
         by.setdefault(e["event"], []).append(e)
     assert [e["login"] for e in by["login"]] == ["bob", "carol"]
     assert by["kicked"][0]["key"] == session_key(ig, other) and by["kicked"][0]["login"] == "carol"
-    assert by["cookie_rewritten"][0]["reason"] == "several or unusually spelled session_id cookies"
+    assert by["cookie_rewritten"][0]["reason"] == "several Cookie lines or an unusual spelling"
     assert by["request_refused"][0]["status"] == 400 and by["request_refused"][0]["client"] == "127.0.0.1"
     assert by["logout"][0]["key"] == key and by["logout"][0]["login"] == "bob" and by["logout"][0]["path"] == "/web/session/logout"
     assert "idle 10m" in by["config_reloaded"][0]["reason"]

@@ -261,7 +261,7 @@ def test_health_readiness_and_no_proxying(odoo, start_idlegate):
 
 
 def test_readiness_needs_the_websocket_port_too(odoo, start_idlegate):
-    gevent = FakeOdoo("threaded")  # Odoo's gevent port, down below
+    gevent = FakeOdoo("threaded", server="gevent")  # Odoo's gevent port, down below
     ig = start_idlegate(odoo.url, websocket_upstream=gevent.url)
     assert ig.admin("GET", "/readyz")[0] == 200
     gevent.stop()

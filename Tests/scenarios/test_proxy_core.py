@@ -254,7 +254,7 @@ def test_h2c_upgrade_is_not_tunnelled(odoo, start_idlegate):
 
 def test_websocket_paths_go_to_the_websocket_upstream(odoo, start_idlegate):
     from fake_odoo import FakeOdoo
-    gevent = FakeOdoo("threaded")
+    gevent = FakeOdoo("threaded", server="gevent")
     try:
         ig = start_idlegate(odoo.url, websocket_upstream=gevent.url)
         c = Client(ig.connect())

@@ -19,7 +19,8 @@ def call_kw(ig, cookie, extra=b"", target=CALL_KW, host="odoo.test"):
            + (f"Cookie: {cookie}\r\n".encode() if cookie else b"") + extra
            + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
     status, headers, data = c.response()
-    return status, headers, json.loads(data)
+    # A request idlegate refuses as malformed gets its plain 400, not JSON.
+    return status, headers, json.loads(data) if status != 400 else {"refused": data.decode()}
 
 
 def page(ig, cookie, target="/odoo/discuss?x=1", extra=b""):
@@ -116,7 +117,7 @@ def odoo_pair():
     /websocket (HTTP/1.1), one session store between them."""
     from fake_odoo import FakeOdoo
     main = FakeOdoo("prefork")
-    gevent = FakeOdoo("threaded", ping_interval=0.2)
+    gevent = FakeOdoo("threaded", ping_interval=0.2, server="gevent")
     gevent.sessions = main.sessions
     return main, gevent
 
