@@ -25,6 +25,19 @@ struct RequestHeadTests {
         #expect(whole.0.path == "/odoo")
     }
 
+    /// werkzeug's server maps `-` and `_` alike to `_`: these would reach Odoo as the fields idlegate
+    /// checks or drops under their real names.
+    @Test func namesWithAnUnderscoreAreTaggedApart() throws {
+        let (head, _) = try #require(try parseRequest("GET / HTTP/1.1\r\nHost: a\r\nX_Openerp_Session_Id: x\r\nX-Forwarded_Host: h\r\nX-A-Very-Long-Header_Name-Here: 1\r\nX-Openerp-Session-Id: y\r\n\r\n"))
+        #expect((0..<head.fields.count).map { head.fields.known(at: $0) } == [.host, .underscored, .underscored, .underscored, .xOpenerpSessionID])
+    }
+
+    /// werkzeug cuts `#…` off before it reads the query; RFC 9112 has no fragment in a request-target.
+    @Test func aFragmentIsRefused() throws {
+        #expect(refusal("GET /web/x#?session_id=a HTTP/1.1\r\nHost: a\r\n\r\n") == 400)
+        #expect(throws: HTTPParseError(400, "fragment (#) in the request target")) { try parseRequest("GET /a?b=1#c HTTP/1.1\r\nHost: a\r\n\r\n") }
+    }
+
     @Test func keepsRepeatedFieldsInOrder() throws {
         let (head, _) = try #require(try parseRequest("GET / HTTP/1.1\r\nHost: a\r\nCookie: a=1\r\nX: 1\r\nCookie: b=2\r\n\r\n"))
         #expect(head.fields.values(named: "cookie") == ["a=1", "b=2"])
