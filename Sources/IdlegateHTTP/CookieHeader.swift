@@ -162,10 +162,12 @@ public enum CookieHeader {
     /// A cookie name every reader takes as it is: an RFC 9110 token.
     @inline(__always) static func isPlainNameByte(_ c: UInt8) -> Bool { ByteClass.isToken(c) }
 
-    /// RFC 6265 §4.1.1 cookie-octet: visible ASCII less `"`, `,`, `;` and `\`. A value made of them
-    /// means the same to every reader and every join.
+    /// RFC 6265 §4.1.1 cookie-octet — visible ASCII less `"`, `;` and `\` — and the comma it also
+    /// leaves out: no werkzeug reader treats a comma in one line specially (only joining lines does),
+    /// and Odoo 16–17's web client writes `cids=1,2` itself (its server splits the value on `,`). A
+    /// value made of these means the same to every reader within one line.
     @inline(__always) static func isPlainValueByte(_ c: UInt8) -> Bool {
-        c >= 0x21 && c <= 0x7E && c != quote && c != UInt8(ascii: ",") && c != semicolon && c != backslash
+        c >= 0x21 && c <= 0x7E && c != quote && c != semicolon && c != backslash
     }
 
     /// Names werkzeug 0.16 drops as cookie attributes (any case): a cookie so named never reaches Odoo

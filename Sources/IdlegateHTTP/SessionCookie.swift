@@ -10,7 +10,7 @@
 /// - as sent, only when it is one line of plain `name=value` pairs (`isPlain`), which every werkzeug
 ///   version reads the same;
 /// - otherwise one line it built (`canonical`): the checked `session_id` first, then only cookies whose
-///   names are tokens and whose values are cookie-octets, read back before it goes out.
+///   names are tokens and whose values are cookie-octets (or commas), read back before it goes out.
 public struct SessionCookie: Sendable, Equatable {
     /// The `session_id` Odoo 16+ would use (the first entry, unquoted; possibly empty), nil when none:
     /// read under werkzeug's `,` join, which is also how idlegate reads a single line.
@@ -78,8 +78,8 @@ public struct SessionCookie: Sendable, Equatable {
         return first
     }
 
-    /// Whether one line is `pair (";" [" "] pair)*`, each pair a token, `=`, and cookie-octets, with no
-    /// name twice and no name werkzeug 0.16 drops. Such a line has no quote, backslash, comma or stray
+    /// Whether one line is `pair (";" [" "] pair)*`, each pair a token, `=`, and cookie-octets or commas,
+    /// with no name twice and no name werkzeug 0.16 drops. Such a line has no quote, backslash or stray
     /// whitespace: every werkzeug version reads exactly its pairs. (An empty line is plain too.)
     public static func isPlain(_ header: ArraySlice<UInt8>) -> Bool {
         let n = header.endIndex
@@ -111,9 +111,10 @@ public struct SessionCookie: Sendable, Equatable {
     /// The one Cookie line idlegate forwards when it does not pass the client's as sent: `session_id=`
     /// the checked id first (none when `sessionID` is nil), then every other cookie that both readers
     /// find, with the same value, in the lines joined as a browser means them (`; `, RFC 6265 §5.4 and
-    /// RFC 9113 §8.2.3), and whose name is a token and value cookie-octets — the first of each name,
-    /// none named like a cookie attribute. Whatever else the client sent is dropped: quoted, escaped,
-    /// comma-carrying, non-ASCII and duplicate cookies (none of Odoo's own is such).
+    /// RFC 9113 §8.2.3), and whose name is a token and value cookie-octets or commas — the first of each
+    /// name, none named like a cookie attribute. Whatever else the client sent is dropped: escaped,
+    /// space-, quote- or backslash-carrying, non-ASCII and duplicate cookies (none of Odoo's own is
+    /// such).
     ///
     /// The line is then read back by both readers; unless each finds exactly the intended pairs, only
     /// `session_id` goes. Nil when nothing is left to send.

@@ -19,7 +19,7 @@ def pieces(expired, live):
     e, l = expired, live
     octal = "\\" + format(ord(e[0]), "03o") + e[1:]
     plain = ["tz=UTC", "cids=1", "frontend_lang=en_US", "color_scheme=dark", "fileToken=1712", "a=b=c",
-             "flag", "x=", "=v", "Path=/", "tz=Europe/Brussels", "cids=1-2"]
+             "flag", "x=", "=v", "Path=/", "tz=Europe/Brussels", "cids=1-2", "cids=1,2", "a=,x,"]
     session = [f"session_id={e}", f"session_id={l}", f'session_id="{e}"', f"session_id= {e}", f"session_id =\t{l}",
                f'session_id="{octal}"', f'session_id="\\{e[0]}{e[1:]}"', "session_id=", "session_id", "session_id=zz",
                'session_id="zz"', f"SESSION_ID={e}", f"session_id={e}x", f"session_id={e[:40]}", f" session_id={e}"]
