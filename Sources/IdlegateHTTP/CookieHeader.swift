@@ -44,15 +44,7 @@ public enum CookieHeader {
             if p >= n { break }
             var k = p
             while at(k) != equals && at(k) != semicolon { k += 1 }
-            var value = k..<k
-            let end: Int
-            if at(k) == semicolon {
-                end = k + 1
-            } else {
-                var j = k + 1
-                while j < n && isASCIISpace(header[j]) { j += 1 }
-                (value, end) = valueAndEnd(header, from: j)
-            }
+            let (value, end) = valueAndEnd(header, afterKey: k)
             var k0 = p, k1 = k
             while k0 < k1 && isASCIISpace(header[k0]) { k0 += 1 }
             while k1 > k0 && isASCIISpace(header[k1 - 1]) { k1 -= 1 }
@@ -70,15 +62,7 @@ public enum CookieHeader {
         while i <= n {
             var k = i
             while at(k) != equals && at(k) != semicolon { k += 1 }  // ([^=;]*)
-            var value = k..<k
-            var end: Int
-            if at(k) == semicolon {
-                end = k + 1
-            } else {
-                var j = k + 1
-                while j < n && isASCIISpace(header[j]) { j += 1 }
-                (value, end) = valueAndEnd(header, from: j)
-            }
+            var (value, end) = valueAndEnd(header, afterKey: k)
             while end < n && isASCIISpace(header[end]) { end += 1 }  // \s*;\s*
             var k0 = i, k1 = k
             while k0 < k1 && isLatin1Space(header[k0]) { k0 += 1 }
@@ -91,13 +75,16 @@ public enum CookieHeader {
         }
     }
 
-    /// The value alternatives both readers share, from `j` (past `=` and whitespace): a quoted string
-    /// followed by `\s*;`, else the shortest run up to the first `;` less the whitespace before it.
-    /// Returns the value and the index past its `;`.
+    /// What both readers do after a key ending at `k` (at `=` or `;`): no value when it is `;`; else,
+    /// past `=` and whitespace, a quoted string followed by `\s*;`, or failing that the shortest run up
+    /// to the first `;` less the whitespace before it. Returns the value and the index past its `;`.
     @inline(__always)
-    static func valueAndEnd(_ header: ArraySlice<UInt8>, from j: Int) -> (Range<Int>, Int) {
+    static func valueAndEnd(_ header: ArraySlice<UInt8>, afterKey k: Int) -> (Range<Int>, Int) {
         let n = header.endIndex
         @inline(__always) func at(_ i: Int) -> UInt8 { i < n ? header[i] : semicolon }
+        if at(k) == semicolon { return (k..<k, k + 1) }
+        var j = k + 1
+        while j < n && isASCIISpace(header[j]) { j += 1 }
         if at(j) == quote {
             // "(?:[^\\"]|\\.)*" — escapes are forced pairs, so the first unescaped quote closes it.
             var q = j + 1
