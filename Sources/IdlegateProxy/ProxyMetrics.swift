@@ -22,6 +22,8 @@ public final class ProxyMetrics: Sendable {
     public let kicks: CoreMetrics.Counter
     public let auditDropped: CoreMetrics.Counter
     let destroyFailures: CoreMetrics.Counter
+    /// Odoo handed out an id idlegate holds as ended (the session stayed ended): should stay at 0.
+    let revivalsRefused: CoreMetrics.Counter
     public let sessionsTracked: CoreMetrics.Gauge
     let reaped: [String: CoreMetrics.Counter]
 
@@ -43,6 +45,7 @@ public final class ProxyMetrics: Sendable {
         kicks = CoreMetrics.Counter(label: "idlegate_sessions_kicked_total")
         auditDropped = CoreMetrics.Counter(label: "idlegate_audit_events_dropped_total")
         destroyFailures = CoreMetrics.Counter(label: "idlegate_odoo_destroy_failures_total")
+        revivalsRefused = CoreMetrics.Counter(label: "idlegate_session_revivals_refused_total")
         sessionsTracked = CoreMetrics.Gauge(label: "idlegate_sessions_tracked")
         var reaped: [String: CoreMetrics.Counter] = [:]
         for reason in ["idle", "anonymous", "ended"] {

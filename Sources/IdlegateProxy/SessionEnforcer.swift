@@ -268,6 +268,7 @@ final class SessionEnforcer: Sendable {
             let key = deriver.key(for: sid[...])
             if key != decision.key {
                 guard store.start(key, now: clock.now(), limits: decision.limits) else {
+                    metrics.revivalsRefused.increment()
                     logger.warning("session \(key) handed out by Odoo is ended here: not revived\(decision.enforce ? "; cookie cleared, destroying it in Odoo" : "") (client \(decision.client), policy \(decision.policy))")
                     audit.emit(.revivalRefused, key: key) { e in
                         e.client = decision.client

@@ -12,7 +12,7 @@ from conftest import Client, header
 from cookie_cases import generate
 from fake_odoo import FakeOdoo, ws_handshake
 from test_audit import events, wait_for
-from test_operations import session_key
+from test_operations import metrics, session_key
 from test_sessions import CALL_KW, call_kw, expired
 
 BODY = b'{"jsonrpc":"2.0","method":"call","id":7,"params":{}}'
@@ -137,6 +137,7 @@ def test_odoo_handing_out_an_ended_id_does_not_revive_it(start_idlegate, tmp_pat
         refusal = [v for v in evs if v["event"] == "revival_refused"][0]
         assert refusal["key"] == session_key(ig, e) and refusal["mode"] == "enforce"
         assert e not in open(audit).read() and e not in ig.logs()
+        assert metrics(ig)["idlegate_session_revivals_refused_total"] == 1
         # The record stays ended: the plain cookie is still refused, and Odoo is told again.
         assert expired(call_kw(ig, f"session_id={e}")[2])
         end = time.time() + 5
