@@ -76,3 +76,23 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// Fuzz targets (`Fuzz/run`): built only when IDLEGATE_FUZZ is set, with `--sanitize=fuzzer
+// --sanitize=address`, since libFuzzer provides their `main`.
+if Context.environment["IDLEGATE_FUZZ"] != nil {
+    let fuzz: [(String, String, [Target.Dependency])] = [
+        ("fuzz-request-head", "request-head", ["IdlegateHTTP"]),
+        ("fuzz-response-head", "response-head", ["IdlegateHTTP"]),
+        ("fuzz-chunked", "chunked", ["IdlegateHTTP"]),
+        ("fuzz-cookie", "cookie", ["IdlegateHTTP", "IdlegateSessions"]),
+        ("fuzz-websocket-frames", "websocket-frames", ["IdlegateHTTP"]),
+        ("fuzz-snapshot", "snapshot", ["IdlegateSessions", "COpenSSL"]),
+        ("fuzz-audit-line", "audit-line", ["IdlegateAudit"]),
+        ("fuzz-config", "config", ["IdlegateConfig"]),
+    ]
+    package.targets.append(.target(name: "FuzzSupport", path: "Fuzz/Support"))
+    for (name, folder, deps) in fuzz {
+        package.targets.append(.executableTarget(name: name, dependencies: ["FuzzSupport"] + deps, path: "Fuzz/\(folder)",
+                                                 swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
+    }
+}

@@ -7,12 +7,7 @@ extension Config {
     /// silently leave a default in force); every error names its key, and the variable or flag when the
     /// value came from one.
     public static func load(yaml text: String, environment: [String: String] = [:], flags: [Override] = []) throws(ConfigError) -> Config {
-        let node: Any?
-        do {
-            node = try Yams.load(yaml: text)
-        } catch {
-            throw ConfigError("", "not valid YAML: \(error)")
-        }
+        let node = try Self.yaml(text, "")
         var root: [String: Any] = [:]
         if let node {
             guard let m = node as? [String: Any] else { throw ConfigError("", "the file must be a mapping of keys") }
@@ -38,6 +33,57 @@ extension Config {
     /// `idle_timeout`; a double underscore goes one level down (`IDLEGATE_TIMEOUTS__CLIENT_IDLE=2m`).
     /// Or a flag (`--idle-timeout 10m`). Text values are read as YAML, so lists (`[a, b]`), numbers and
     /// booleans work as in the file.
+    /// YAML text as plain values: mappings with string keys, lists, scalars (Yams's typing of scalars).
+    /// Built from Yams's node tree rather than `Yams.load`, which traps on a mapping whose key is itself
+    /// a list or mapping (`[]: x`, found by the config fuzzer): a config file must never crash idlegate.
+    /// Nil for an empty document.
+    static func yaml(_ text: String, _ path: String) throws(ConfigError) -> Any? {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch {
+            throw ConfigError(path, "not valid YAML: \(error)")
+        }
+        guard let root else { return nil }
+        return try plain(root, path, depth: 0)
+    }
+
+    /// Deepest nesting a config file may use: idlegate's own goes four levels down.
+    static let maxDepth = 32
+
+    private static func plain(_ node: Node, _ path: String, depth: Int) throws(ConfigError) -> Any {
+        guard depth <= maxDepth else { throw ConfigError(path, "nested more than \(maxDepth) levels deep") }
+        switch node {
+        case .scalar:
+            return Constructor.default.any(from: node)
+        case .sequence(let items):
+            var out: [Any] = []
+            for (i, item) in items.enumerated() { out.append(try plain(item, "\(path)[\(i)]", depth: depth + 1)) }
+            return out
+        case .mapping(let pairs):
+            var out: [String: Any] = [:]
+            var merged: [String: Any] = [:]  // YAML merge keys (`<<: *base`): explicit keys win
+            for (key, value) in pairs {
+                guard case .scalar(let k) = key else {
+                    throw ConfigError(path, "a key that is a \(key.mapping != nil ? "mapping" : "list"), not a name")
+                }
+                if key.tag == Tag(.merge) {
+                    let bases: [Node] = value.sequence.map(Array.init) ?? [value]
+                    for base in bases.reversed() {
+                        guard let m = try plain(base, path, depth: depth + 1) as? [String: Any] else {
+                            throw ConfigError(path, "<< must merge a mapping")
+                        }
+                        merged.merge(m) { _, later in later }
+                    }
+                    continue
+                }
+                let name = k.string
+                out[name] = try plain(value, path.isEmpty ? name : "\(path).\(name)", depth: depth + 1)
+            }
+            return merged.merging(out) { _, own in own }
+        }
+    }
+
     public struct Override: @unchecked Sendable {
         let source: String
         let path: [String]
@@ -59,7 +105,7 @@ extension Config {
         /// A variable's text as YAML: `15m`, `true`, `8`, `[a, b]`. Only text that opens with `[` or `{`
         /// becomes a list or mapping (`-` stays the string "-", not a one-item list).
         static func read(_ text: String) -> Any {
-            guard !text.isEmpty, let value = try? Yams.load(yaml: text) else { return text }
+            guard !text.isEmpty, let value = try? Config.yaml(text, "") else { return text }
             if value is [Any] || value is [String: Any] {
                 return text.hasPrefix("[") || text.hasPrefix("{") ? value : text
             }

@@ -13,6 +13,37 @@ struct ConfigTests {
         #expect(c.limits.body == 128 << 20)
     }
 
+    /// Found by the config fuzzer: Yams's `load` traps on a mapping key that is itself a list or a
+    /// mapping, so such a file crashed `idlegate check` and `serve` instead of being refused.
+    @Test(arguments: ["[]: x", "{a: 1}: x", "policies:\n  - name: a\n    match:\n      [1, 2]: x"])
+    func aKeyThatIsNotANameIsAnErrorNotACrash(_ text: String) {
+        #expect(throws: ConfigError.self) { try Config.load(yaml: text) }
+        do { _ = try Config.load(yaml: text) } catch {
+            #expect(error.problem.hasPrefix("a key that is a"), "\(error)")
+        }
+    }
+
+    @Test func nestingIsBounded() {
+        let deep = String(repeating: "[", count: 200) + String(repeating: "]", count: 200)
+        #expect(throws: ConfigError.self) { try Config.load(yaml: "passive_paths: " + deep) }
+    }
+
+    @Test func mergeKeysStillWork() throws {
+        let c = try Config.load(yaml: """
+        policies:
+          - &kiosk
+            name: kiosk-a
+            match: {cidr: [10.1.0.0/16]}
+            idle_timeout: 3m
+          - <<: *kiosk
+            name: kiosk-b
+            match: {cidr: [10.2.0.0/16]}
+        """)
+        #expect(c.policies.map(\.name) == ["kiosk-a", "kiosk-b"])
+        #expect(c.policies[1].idleTimeout == 180_000)
+        #expect(c.policies[1].match.cidrs.map(\.description) == ["10.2.0.0/16"])
+    }
+
     @Test func readsEveryKind() throws {
         let c = try Config.load(yaml: """
         listen: ["0.0.0.0:8080", "[::]:8080"]
