@@ -86,7 +86,7 @@ if Context.environment["IDLEGATE_FUZZ"] != nil {
         ("fuzz-chunked", "chunked", ["IdlegateHTTP"]),
         ("fuzz-cookie", "cookie", ["IdlegateHTTP", "IdlegateSessions"]),
         ("fuzz-websocket-frames", "websocket-frames", ["IdlegateHTTP"]),
-        ("fuzz-snapshot", "snapshot", ["IdlegateSessions", "COpenSSL"]),
+        ("fuzz-snapshot", "snapshot", ["IdlegateSessions"]),
         ("fuzz-audit-line", "audit-line", ["IdlegateAudit"]),
         ("fuzz-config", "config", ["IdlegateConfig"]),
     ]

@@ -5,7 +5,6 @@
 // written, and must read back to what the table holds.
 import FuzzSupport
 @testable import IdlegateSessions
-import COpenSSL
 
 let deriver = SessionKeyDeriver(secret: Array("fuzz secret, 32 bytes long......".utf8))
 let checkKey = SessionSnapshot.check(deriver)
@@ -26,9 +25,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         SessionSnapshot.append(&length, UInt64(file.count + 32))
         file.replaceSubrange(SessionSnapshot.headerSize..<(SessionSnapshot.headerSize + 8), with: length)
     }
-    var digest = [UInt8](repeating: 0, count: 32)
-    file.withUnsafeBufferPointer { b in _ = SHA256(b.baseAddress, b.count, &digest) }
-    file += digest
+    file += SessionSnapshot.sha256(file[...])
     guard let contents = try? SessionSnapshot.read(file, check: checkKey) else { return 0 }
     let table = SessionTable(stripes: 4, maxEntries: 1 << 20, longestWindow: 30 * 24 * 3_600_000)
     var kept: [SessionKey: SessionRecord] = [:]

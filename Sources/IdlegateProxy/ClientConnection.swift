@@ -305,6 +305,7 @@ final class ClientConnection: EventHandler {
               || (!trusted && HeaderRewriting.isForwardingField(known))
               || (replaceCookie && known == .cookie) || (stripHeader && known == .xOpenerpSessionID))
         }
+        if head.version == .http10 && !fields.contains(.host) { HTTPFields.writeField("Host", settings.upstreamAuthority, into: &out) }
         if case .rebuilt(.some(let cookie)) = session.cookie { HTTPFields.writeField("Cookie", cookie, into: &out) }
         HeaderRewriting.writeForwarded(fields, peerHost: peerHost, trusted: trusted, scheme: settings.publicScheme, into: &out)
         if x.requestChunked { HTTPFields.writeField("Transfer-Encoding", "chunked", into: &out) }

@@ -12,6 +12,9 @@ final class ProxySettings: Sendable {
     let timeouts: Timeouts
     let trustedProxies: [CIDR]
     let publicScheme: String
+    /// `host:port` of Odoo's HTTP port: the Host of a forwarded HTTP/1.0 request that had none, since
+    /// idlegate forwards as HTTP/1.1, which requires one (RFC 9112 §3.2), as nginx does.
+    let upstreamAuthority: String
     let allowedUpgrades: Set<String>
     let router: Router
     let enforcer: SessionEnforcer
@@ -22,6 +25,7 @@ final class ProxySettings: Sendable {
         timeouts = config.timeouts
         trustedProxies = config.trustedProxies
         publicScheme = config.publicScheme
+        upstreamAuthority = config.upstream.authority
         allowedUpgrades = Set(config.allowedUpgrades)
         router = Router(config: config)
     }

@@ -21,6 +21,8 @@ public enum SessionSnapshot {
     public static let magic = Array("IDLEGATE-SESSIONS\n".utf8)
     public static let version: UInt16 = 2
     static let headerSize = 18 + 2 + 16 + 8 + 8
+    /// Unix milliseconds from 1970 to the year 3000: what a record's times can be.
+    static let times: ClosedRange<Int64> = 0...32_503_680_000_000
     static let recordSize = 48
 
     public struct Invalid: Error, CustomStringConvertible, Equatable {
@@ -110,18 +112,22 @@ public enum SessionSnapshot {
               v == 1 ? bytes.count == hs + Int(count) * recordSize + 32 : bytes.count >= hs + Int(count) * recordSize + 4 + 32 else {
             throw Invalid("truncated or padded: \(bytes.count) bytes for \(count) records")
         }
-        var digest = [UInt8](repeating: 0, count: 32)
-        bytes.withUnsafeBufferPointer { b in _ = SHA256(b.baseAddress, b.count - 32, &digest) }
-        guard digest[...] == bytes[(bytes.count - 32)...] else { throw Invalid("checksum mismatch (corrupt)") }
+        guard sha256(bytes.dropLast(32))[...] == bytes[(bytes.count - 32)...] else { throw Invalid("checksum mismatch (corrupt)") }
         guard c == check else { throw Invalid("written with another session secret (its keys name other sessions)") }
+        guard Self.times.contains(written) else { throw Invalid("written at an impossible time (\(written))") }
         var records: [(SessionKey, SessionRecord)] = []
         records.reserveCapacity(Int(count))
-        for _ in 0..<count {
+        for n in 0..<count {
             let k = SessionKey(hi: load(bytes, &at), lo: load(bytes, &at))
             var r = SessionRecord(started: Int64(bitPattern: load(bytes, &at)), lastActive: Int64(bitPattern: load(bytes, &at)), limits: SessionLimits(idle: 0))
             r.idle = Int32Millis(raw: Int32(bitPattern: load(bytes, &at)))
             r.maxLifetime = Int32Millis(raw: Int32(bitPattern: load(bytes, &at)))
             r.endedAt = Int64(bitPattern: load(bytes, &at))
+            // Found by the snapshot fuzzer: a checksummed file with absurd times made the table's
+            // arithmetic trap on restore. Every time idlegate writes is a wall-clock time.
+            guard Self.times.contains(r.started), Self.times.contains(r.lastActive), r.endedAt == 0 || Self.times.contains(r.endedAt) else {
+                throw Invalid("record \(n) holds an impossible time")
+            }
             records.append((k, r))
         }
         var logins: [(SessionKey, String)] = []
@@ -139,6 +145,13 @@ public enum SessionSnapshot {
             guard at == end else { throw Invalid("truncated or padded: \(end - at) bytes after the login section") }
         }
         return Contents(written: written, records: records, logins: logins)
+    }
+
+    /// SHA-256 of `bytes` (OpenSSL).
+    static func sha256(_ bytes: ArraySlice<UInt8>) -> [UInt8] {
+        var digest = [UInt8](repeating: 0, count: 32)
+        bytes.withUnsafeBufferPointer { b in _ = SHA256(b.baseAddress, b.count, &digest) }
+        return digest
     }
 
     static func append<T: FixedWidthInteger>(_ out: inout [UInt8], _ v: T) {

@@ -166,7 +166,9 @@ public final class SessionTable: SessionStore, @unchecked Sendable {
     @discardableResult
     public func restore(_ key: SessionKey, _ record: SessionRecord, now: Int64) -> Bool {
         let keep = record.isEnded ? now - record.endedAt < tombstone : now - record.lastActive <= longestWindow + tombstone
-        guard keep else { return false }
+        // The all-zero key marks an empty slot (SlotMap): no HMAC gives it, only a damaged file
+        // (found by the snapshot fuzzer: it was reported restored and silently not kept).
+        guard keep, key.hi != 0 || key.lo != 0 else { return false }
         let perStripe = self.perStripe
         return withStripe(key) { map in
             guard map.count < perStripe || map.find(key) != nil else { return false }

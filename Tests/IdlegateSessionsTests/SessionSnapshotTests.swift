@@ -100,4 +100,28 @@ struct SessionSnapshotTests {
         #expect(reason(good, SessionSnapshot.check(other)) == "written with another session secret (its keys name other sessions)")
         #expect(reason(good) == "accepted")
     }
+
+    /// Found by the snapshot fuzzer: a file whose digest checks out but whose record holds an absurd
+    /// time made SessionTable.restore trap on overflow at start; it is now refused like other damage.
+    @Test func impossibleTimesAreRefusedNotRestored() throws {
+        let now: Int64 = 1_800_000_000_000
+        let check = SessionSnapshot.check(deriver)
+        var good = try bytes(table(2, now: now), now: now)
+        good.removeLast(32)
+        for (offset, value) in [(60 + 16, Int64.min), (60 + 24, Int64.max), (60 + 40, -1)] as [(Int, Int64)] {
+            var b = good
+            var v = UInt64(bitPattern: value).littleEndian
+            withUnsafeBytes(of: &v) { b.replaceSubrange(offset..<(offset + 8), with: $0) }
+            b += SessionSnapshot.sha256(b[...])
+            #expect(throws: SessionSnapshot.Invalid("record 0 holds an impossible time")) { try SessionSnapshot.read(b, check: check) }
+        }
+    }
+
+    /// Found by the snapshot fuzzer: a record under the all-zero key (the empty-slot mark) was reported
+    /// restored but never kept.
+    @Test func theEmptySlotKeyIsNeverRestored() {
+        let t = SessionTable(stripes: 4, longestWindow: 900_000)
+        #expect(!t.restore(SessionKey(hi: 0, lo: 0), SessionRecord(started: 1_000, lastActive: 1_000, limits: SessionLimits(idle: 900_000)), now: 2_000))
+        #expect(t.count == 0)
+    }
 }

@@ -437,3 +437,16 @@ def test_out_of_file_descriptors_is_survived(odoo):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_http10_request_without_host_is_forwarded_with_one(odoo, start_idlegate):
+    """Found by the request-head fuzzer's round trip: idlegate forwards as HTTP/1.1, which requires a
+    Host (RFC 9112 §3.2); an HTTP/1.0 request may come without one. Odoo's HTTP port gets its own."""
+    ig = start_idlegate(odoo.url)
+    c = Client(ig.connect())
+    c.send(b"GET /headers HTTP/1.0\r\n\r\n")
+    status, _, body = c.response()
+    assert status == 200
+    got = json.loads(body)
+    assert got["version"] == "HTTP/1.1"
+    assert [v for k, v in got["headers"] if k.lower() == "host"] == [f"127.0.0.1:{odoo.port}"]
