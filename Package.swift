@@ -90,7 +90,7 @@ if Context.environment["IDLEGATE_FUZZ"] != nil {
         ("fuzz-audit-line", "audit-line", ["IdlegateAudit"]),
         ("fuzz-config", "config", ["IdlegateConfig"]),
     ]
-    package.targets.append(.target(name: "FuzzSupport", path: "Fuzz/Support"))
+    package.targets.append(.target(name: "FuzzSupport", dependencies: ["IdlegateHTTP"], path: "Fuzz/Support"))
     for (name, folder, deps) in fuzz {
         package.targets.append(.executableTarget(name: name, dependencies: ["FuzzSupport"] + deps, path: "Fuzz/\(folder)",
                                                  swiftSettings: [.unsafeFlags(["-parse-as-library"])]))

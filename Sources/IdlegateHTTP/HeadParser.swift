@@ -128,7 +128,7 @@ public struct HeadParser: Sendable {
         switch kind {
         case .request:
             var head = try Self.requestLine(storage, start, fields: fields)
-            try Self.checkHost(&head)
+            try Self.checkHost(&head, limits: limits)
             return .request(head, length: end)
         case .response:
             return .response(try Self.statusLine(storage, start, fields: fields), length: end)
@@ -188,7 +188,7 @@ public struct HeadParser: Sendable {
 
     /// RFC 9112 §3.2: a 1.1 request needs exactly one Host; two are refused (two parsers could pick
     /// different ones). An absolute-form target's authority replaces the Host field (§3.2.2).
-    private static func checkHost(_ head: inout RequestHead) throws(HTTPParseError) {
+    private static func checkHost(_ head: inout RequestHead, limits: HTTPLimits) throws(HTTPParseError) {
         let hosts = head.fields.indices(of: .host)
         if hosts.count > 1 { throw .bad("more than one Host field") }
         if head.method == "CONNECT" { throw HTTPParseError(405, "CONNECT is not supported") }
@@ -201,6 +201,9 @@ public struct HeadParser: Sendable {
             guard isValidHost(authority.host) else { throw .bad("invalid authority in target") }
             head.target = authority.rest
             head.fields.set("Host", authority.host)
+            // The Host it gains counts like any field: a parsed head stays within the limits (found by
+            // the request-head fuzzer: 100 fields plus this one wrote out to a head of 101).
+            if head.fields.count > limits.headerCount { throw HTTPParseError(431, "too many header fields") }
             return
         } else {
             throw .bad("unsupported request-target form")

@@ -38,6 +38,17 @@ struct RequestHeadTests {
         #expect(throws: HTTPParseError(400, "fragment (#) in the request target")) { try parseRequest("GET /a?b=1#c HTTP/1.1\r\nHost: a\r\n\r\n") }
     }
 
+    /// Found by the request-head fuzzer: an absolute-form target's authority becomes a Host field, which
+    /// counts against the field limit like any other (100 fields plus it wrote out to a head of 101).
+    @Test func theHostAnAbsoluteTargetAddsCountsAgainstTheLimit() throws {
+        func request(_ n: Int) -> String {
+            "GET http://odoo.test/web HTTP/1.1\r\n" + (0..<n).map { "X-\($0): v\r\n" }.joined() + "\r\n"
+        }
+        let (head, _) = try #require(try parseRequest(request(99)))
+        #expect(head.fields.count == 100 && head.fields.first(.host) == "odoo.test")
+        #expect(refusal(request(100)) == 431)
+    }
+
     @Test func keepsRepeatedFieldsInOrder() throws {
         let (head, _) = try #require(try parseRequest("GET / HTTP/1.1\r\nHost: a\r\nCookie: a=1\r\nX: 1\r\nCookie: b=2\r\n\r\n"))
         #expect(head.fields.values(named: "cookie") == ["a=1", "b=2"])
