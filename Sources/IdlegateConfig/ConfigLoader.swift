@@ -29,10 +29,6 @@ extension Config {
         return config
     }
 
-    /// One value from outside the file. An `IDLEGATE_…` variable: `IDLEGATE_IDLE_TIMEOUT=10m` sets
-    /// `idle_timeout`; a double underscore goes one level down (`IDLEGATE_TIMEOUTS__CLIENT_IDLE=2m`).
-    /// Or a flag (`--idle-timeout 10m`). Text values are read as YAML, so lists (`[a, b]`), numbers and
-    /// booleans work as in the file.
     /// YAML text as plain values: mappings with string keys, lists, scalars (Yams's typing of scalars).
     /// Built from Yams's node tree rather than `Yams.load`, which traps on a mapping whose key is itself
     /// a list or mapping (`[]: x`, found by the config fuzzer): a config file must never crash idlegate.
@@ -84,6 +80,10 @@ extension Config {
         }
     }
 
+    /// One value from outside the file. An `IDLEGATE_…` variable: `IDLEGATE_IDLE_TIMEOUT=10m` sets
+    /// `idle_timeout`; a double underscore goes one level down (`IDLEGATE_TIMEOUTS__CLIENT_IDLE=2m`).
+    /// Or a flag (`--idle-timeout 10m`). Text values are read as YAML, so lists (`[a, b]`), numbers and
+    /// booleans work as in the file.
     public struct Override: @unchecked Sendable {
         let source: String
         let path: [String]

@@ -181,6 +181,13 @@ extension SessionCookie {
     /// `moved`: the id came from `?session_id=` or `X-Openerp-Session-Id` (Odoo ≤ 15), not this header.
     public func forwarded(_ fields: HTTPFields, id: [UInt8]?, valid: Bool, moved: Bool) -> ForwardedCookie {
         if !moved && isPlain && (value == nil || valid) { return .asSent }
-        return .rebuilt(Self.canonical(fields, sessionID: valid ? id : nil).map { String(decoding: $0, as: UTF8.self) })
+        return .canonical(fields, sessionID: valid ? id : nil)
+    }
+}
+
+extension ForwardedCookie {
+    /// The canonical line (`SessionCookie.canonical`) as what is forwarded.
+    public static func canonical(_ fields: HTTPFields, sessionID: [UInt8]?) -> ForwardedCookie {
+        .rebuilt(SessionCookie.canonical(fields, sessionID: sessionID).map { String(decoding: $0, as: UTF8.self) })
     }
 }

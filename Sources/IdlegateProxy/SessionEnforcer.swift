@@ -221,7 +221,7 @@ final class SessionEnforcer: Sendable {
         // Login, sign-up, logout and static files are never refused (no login loops): the dead id is
         // left out and Odoo starts a fresh anonymous session.
         if route == .login || route == .staticFile || route == .logout {
-            d.cookie = .rebuilt(SessionCookie.canonical(fields, sessionID: nil).map { String(decoding: $0, as: UTF8.self) })
+            d.cookie = .canonical(fields, sessionID: nil)
             d.stripHeader = true
             return d
         }

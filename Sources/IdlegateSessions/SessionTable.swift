@@ -104,23 +104,25 @@ public final class SessionTable: SessionStore, @unchecked Sendable {
 
     @discardableResult
     public func start(_ key: SessionKey, now: Int64, limits: SessionLimits) -> Bool {
+        insertFresh(key, now: now, limits: limits, overEnded: false)
+    }
+
+    public func restart(_ key: SessionKey, now: Int64, limits: SessionLimits) {
+        insertFresh(key, now: now, limits: limits, overEnded: true)
+    }
+
+    /// A fresh record for `key`, replacing what was known unless that is an ended one and `overEnded`
+    /// is false. Returns whether it went in.
+    private func insertFresh(_ key: SessionKey, now: Int64, limits: SessionLimits, overEnded: Bool) -> Bool {
         let perStripe = self.perStripe
         return withStripe(key) { map in
             if let r = map[key] {
-                if r.isEnded { return false }
+                if r.isEnded && !overEnded { return false }
             } else {
                 Self.makeRoomLocked(&map, perStripe: perStripe)
             }
             map.insert(key, SessionRecord(started: now, lastActive: now, limits: limits))
             return true
-        }
-    }
-
-    public func restart(_ key: SessionKey, now: Int64, limits: SessionLimits) {
-        let perStripe = self.perStripe
-        withStripe(key) { map in
-            if map.find(key) == nil { Self.makeRoomLocked(&map, perStripe: perStripe) }
-            map.insert(key, SessionRecord(started: now, lastActive: now, limits: limits))
         }
     }
 
