@@ -24,24 +24,27 @@ let package = Package(
     targets: [
         // C shims for what Swift's Glibc module does not export (epoll, eventfd, signal masks).
         .target(name: "CSystem"),
+        // The one lock, the one clock, threads: what every layer shares. No I/O.
+        .target(name: "IdlegateBase"),
         // Sockets, addresses, the epoll event loop and the byte-stream Transport. No HTTP.
-        .target(name: "IdlegateIO", dependencies: ["CSystem"]),
+        .target(name: "IdlegateIO", dependencies: ["CSystem", "IdlegateBase"]),
         // OpenSSL (Debian libssl-dev): HMAC-SHA256 for session keys, random secrets; TLS later.
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         // The pure HTTP/1.1 codec: heads, ordered fields, framing, limits, cookies. No sockets.
-        .target(name: "IdlegateHTTP"),
-        // Pure: session id shape, key derivation, the store protocol, the lock-striped table, clocks.
-        .target(name: "IdlegateSessions", dependencies: ["COpenSSL"]),
+        .target(name: "IdlegateHTTP", dependencies: ["IdlegateBase"]),
+        // Pure: session id shape, key derivation, the secret and the state directory, the store protocol,
+        // the lock-striped table, the snapshot.
+        .target(name: "IdlegateSessions", dependencies: ["COpenSSL", "IdlegateBase"]),
         // Pure: policies and their matchers, route classes, expiry responses, cookie hardening.
-        .target(name: "IdlegatePolicy", dependencies: ["IdlegateHTTP", "IdlegateSessions", "IdlegateConfig"]),
+        .target(name: "IdlegatePolicy", dependencies: ["IdlegateBase", "IdlegateHTTP", "IdlegateSessions"]),
         // The config model, YAML + flags, validation with key paths.
         .target(name: "IdlegateConfig", dependencies: [
-            "IdlegateHTTP",
+            "IdlegateBase",
             .product(name: "Yams", package: "Yams"),
         ]),
         // The flow: client connection state machine, routing, upstream pool, tunnels, error funnel.
         .target(name: "IdlegateProxy", dependencies: [
-            "IdlegateIO", "IdlegateHTTP", "IdlegateConfig", "IdlegateSessions", "IdlegatePolicy", "IdlegateAudit", "IdlegateReaper",
+            "IdlegateBase", "IdlegateIO", "IdlegateHTTP", "IdlegateConfig", "IdlegateSessions", "IdlegatePolicy", "IdlegateAudit",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
         ]),
@@ -50,29 +53,33 @@ let package = Package(
         // zlib (Debian zlib1g-dev): gzip for rotated audit logs and for reading them back.
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // `idlegate reap`: cleans Odoo's file session store, matched to idlegate's state by session key.
-        .target(name: "IdlegateReaper", dependencies: ["IdlegateSessions"]),
+        .target(name: "IdlegateReaper", dependencies: ["IdlegateBase", "IdlegateSessions"]),
         // The audit trail: events, the writer queue, file sink, rotation, gzip, the report.
-        .target(name: "IdlegateAudit", dependencies: ["CZlib", "IdlegateIO"]),
+        .target(name: "IdlegateAudit", dependencies: ["CZlib", "IdlegateBase"]),
         // The executable: CLI, signals, wiring.
         .executableTarget(name: "idlegate", dependencies: [
-            "IdlegateProxy", "IdlegateConfig", "IdlegateIO", "IdlegateAdmin", "IdlegateSessions", "IdlegateAudit", "IdlegateReaper",
+            "IdlegateBase", "IdlegateProxy", "IdlegateConfig", "IdlegateIO", "IdlegateAdmin", "IdlegateSessions", "IdlegateAudit", "IdlegateReaper",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         // The session table's own benchmark (touches/s, bytes per session).
-        .executableTarget(name: "table-bench", dependencies: ["IdlegateSessions"], path: "Benchmarks/TableBench"),
+        .executableTarget(name: "table-bench", dependencies: ["IdlegateBase", "IdlegateSessions"], path: "Benchmarks/TableBench"),
         // The differential cookie test's oracle: idlegate's own cookie decision for header sets on
         // stdin, which the test then reads back with every werkzeug version Odoo ships with.
         .executableTarget(name: "cookie-oracle", dependencies: ["IdlegateHTTP", "IdlegateSessions"], path: "Tests/CookieOracle"),
+        .testTarget(name: "IdlegateIOTests", dependencies: ["IdlegateBase", "IdlegateIO"]),
         .testTarget(name: "IdlegateHTTPTests", dependencies: ["IdlegateHTTP"]),
-        .testTarget(name: "IdlegateConfigTests", dependencies: ["IdlegateConfig"]),
-        .testTarget(name: "IdlegateSessionsTests", dependencies: ["IdlegateSessions"]),
-        .testTarget(name: "IdlegateAuditTests", dependencies: ["IdlegateAudit"]),
-        .testTarget(name: "IdlegateReaperTests", dependencies: ["IdlegateReaper", "IdlegateSessions"]),
+        .testTarget(name: "IdlegateConfigTests", dependencies: ["IdlegateBase", "IdlegateConfig"]),
+        // The cases every SessionStore must pass (the memory table now, the Redis layer later), and a
+        // store that confirms later on another thread, as the Redis layer will.
+        .target(name: "StoreConformance", dependencies: ["IdlegateBase", "IdlegateSessions"], path: "Tests/StoreConformance"),
+        .testTarget(name: "IdlegateSessionsTests", dependencies: ["IdlegateBase", "IdlegateSessions", "StoreConformance"]),
+        .testTarget(name: "IdlegateAuditTests", dependencies: ["IdlegateBase", "IdlegateAudit"]),
+        .testTarget(name: "IdlegateReaperTests", dependencies: ["IdlegateBase", "IdlegateReaper", "IdlegateSessions"]),
         .testTarget(name: "IdlegateAdminTests", dependencies: ["IdlegateAdmin", "IdlegateSessions", "IdlegateHTTP"]),
-        .testTarget(name: "IdlegatePolicyTests", dependencies: ["IdlegatePolicy", "IdlegateHTTP", "IdlegateConfig"]),
+        .testTarget(name: "IdlegatePolicyTests", dependencies: ["IdlegateBase", "IdlegatePolicy", "IdlegateHTTP", "IdlegateSessions"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -61,9 +61,3 @@ int cs_wait_signal(void) {
     if (sigwait(&set, &sig) != 0) return -1;
     return sig;
 }
-
-int64_t cs_monotonic_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}

@@ -1,5 +1,6 @@
 import Dispatch
 import Glibc
+import IdlegateBase
 import IdlegateHTTP
 import IdlegateIO
 import IdlegateSessions

@@ -1,4 +1,5 @@
 import Glibc
+import IdlegateBase
 
 /// One audit event: a line of JSON in the audit log. Field names are stable; a field that does not
 /// apply (or is not known) is left out of the line rather than written as null.
@@ -132,10 +133,8 @@ public struct AuditEvent: Sendable {
             case 0x0D: out.append(contentsOf: #"\r"#.utf8)
             case 0x09: out.append(contentsOf: #"\t"#.utf8)
             case 0..<0x20, 0x7F:
-                let hex = Array("0123456789abcdef".utf8)
                 out.append(contentsOf: #"\u00"#.utf8)
-                out.append(hex[Int(b >> 4)])
-                out.append(hex[Int(b & 15)])
+                Hex.append(b, to: &out)
             default: out.append(b)
             }
         }

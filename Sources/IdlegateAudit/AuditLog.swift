@@ -1,7 +1,7 @@
 import CZlib
 import Dispatch
 import Glibc
-import IdlegateIO
+import IdlegateBase
 
 /// Where events go and how they are kept.
 public struct AuditSettings: Sendable, Equatable {
@@ -28,12 +28,10 @@ public struct AuditSettings: Sendable, Equatable {
 /// rotation renames the file and gzips it with zlib off the writer thread.
 public final class AuditLog: @unchecked Sendable {
     public let settings: AuditSettings
-    // Allocated, so that their addresses are stable (an inout of a stored property need not be).
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let mutex = Mutex()
+    private let cond = Condition()
     private var queue: [AuditEvent] = []
     private var dropped = 0
-    private var droppedTotal = 0
     private var reopenRequested = false
     private var stopping = false
     private var stopped = false
@@ -43,8 +41,8 @@ public final class AuditLog: @unchecked Sendable {
     /// Called with the number of events dropped (for a metric).
     private let onDrop: @Sendable (Int) -> Void
     private let onError: @Sendable (String) -> Void
-    /// Unix ms: when a rotation is due and how rotated files are named (tests move it across midnight).
-    private let clock: @Sendable () -> Int64
+    /// When a rotation is due and how rotated files are named (tests move it across midnight).
+    private let clock: Clock
 
     // Writer-thread state.
     private var fd: Int32 = -1
@@ -54,29 +52,15 @@ public final class AuditLog: @unchecked Sendable {
     private var unsynced = false
 
     /// Opens (creating) the file; throws with a readable message when it cannot.
-    public init(settings: AuditSettings, onDrop: @escaping @Sendable (Int) -> Void = { _ in },
-                onError: @escaping @Sendable (String) -> Void = { _ in },
-                clock: @escaping @Sendable () -> Int64 = AuditLog.wallMillis) throws {
+    public init(settings: AuditSettings, clock: Clock = SystemClock(), onDrop: @escaping @Sendable (Int) -> Void = { _ in },
+                onError: @escaping @Sendable (String) -> Void = { _ in }) throws {
         self.settings = settings
         self.clock = clock
         self.onDrop = onDrop
         self.onError = onError
-        pthread_mutex_init(mutex, nil)
-        var attr = pthread_condattr_t()
-        pthread_condattr_init(&attr)
-        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)
-        pthread_cond_init(cond, &attr)
-        pthread_condattr_destroy(&attr)
         queue.reserveCapacity(256)
         if let message = openFile() { throw AuditError(message) }
-        day = Self.utcDay(clock())
-    }
-
-    deinit {
-        pthread_mutex_destroy(mutex)
-        pthread_cond_destroy(cond)
-        mutex.deallocate()
-        cond.deallocate()
+        day = Self.utcDay(clock.now())
     }
 
     public func start() {
@@ -85,43 +69,35 @@ public final class AuditLog: @unchecked Sendable {
 
     /// Queues an event (any thread). Never blocks on I/O.
     public func emit(_ event: AuditEvent) {
-        pthread_mutex_lock(mutex)
+        mutex.lock()
         if stopped || queue.count >= settings.queueCapacity {
             dropped += 1
-            droppedTotal += 1
-            pthread_mutex_unlock(mutex)
+            mutex.unlock()
             onDrop(1)
             return
         }
         queue.append(event)
-        if queue.count == 1 { pthread_cond_signal(cond) }
-        pthread_mutex_unlock(mutex)
+        if queue.count == 1 { cond.signal() }
+        mutex.unlock()
     }
 
     /// Reopens the path before the next write (logrotate's postrotate: SIGUSR1).
     public func reopen() {
-        pthread_mutex_lock(mutex)
+        mutex.lock()
         reopenRequested = true
-        pthread_cond_signal(cond)
-        pthread_mutex_unlock(mutex)
+        cond.signal()
+        mutex.unlock()
     }
 
     /// Writes everything queued, fsyncs, closes; waits for rotated files to be compressed. After it,
     /// events are dropped.
     public func close() {
-        pthread_mutex_lock(mutex)
+        mutex.lock()
         stopping = true
-        pthread_cond_signal(cond)
-        pthread_mutex_unlock(mutex)
+        cond.signal()
+        mutex.unlock()
         done.wait()
         compressions.wait()
-    }
-
-    /// Events dropped since start.
-    public var droppedCount: Int {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return droppedTotal
     }
 
     // MARK: the writer thread
@@ -130,17 +106,10 @@ public final class AuditLog: @unchecked Sendable {
         var buffer: [UInt8] = []
         buffer.reserveCapacity(64 * 1024)
         while true {
-            pthread_mutex_lock(mutex)
+            mutex.lock()
             while queue.isEmpty && dropped == 0 && !reopenRequested && !stopping {
                 // Wake at least once per fsync interval so written lines reach the disk in time.
-                var ts = timespec()
-                clock_gettime(CLOCK_MONOTONIC, &ts)
-                let wait = unsynced ? settings.fsyncInterval : 60_000
-                var nsec = Int(ts.tv_nsec) + Int(wait % 1000) * 1_000_000
-                ts.tv_sec += Int(wait / 1000) + nsec / 1_000_000_000
-                nsec %= 1_000_000_000
-                ts.tv_nsec = nsec
-                if pthread_cond_timedwait(cond, mutex, &ts) == ETIMEDOUT { break }
+                if cond.wait(mutex, millis: unsynced ? settings.fsyncInterval : 60_000) { break }
             }
             let batch = queue
             queue.removeAll(keepingCapacity: true)
@@ -149,9 +118,9 @@ public final class AuditLog: @unchecked Sendable {
             let reopenNow = reopenRequested
             reopenRequested = false
             let stop = stopping
-            pthread_mutex_unlock(mutex)
+            mutex.unlock()
 
-            let now = clock()
+            let now = clock.now()
             if reopenNow {
                 closeFile()
                 if let message = openFile() { onError(message) }
@@ -174,10 +143,10 @@ public final class AuditLog: @unchecked Sendable {
                 unsynced = false
             }
             if stop {
-                pthread_mutex_lock(mutex)
+                mutex.lock()
                 let empty = queue.isEmpty && dropped == 0
                 if empty { stopped = true }
-                pthread_mutex_unlock(mutex)
+                mutex.unlock()
                 if empty {
                     closeFile()
                     done.signal()
@@ -290,12 +259,6 @@ public final class AuditLog: @unchecked Sendable {
         closedir(d)
         rotated.sort()  // the stamp sorts by time
         for name in rotated.dropLast(keep) { unlink(dir + "/" + name) }
-    }
-
-    @Sendable public static func wallMillis() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
     }
 
     static func utcDay(_ ms: Int64) -> Int64 { ms / 86_400_000 }

@@ -1,4 +1,4 @@
-import IdlegateHTTP
+import IdlegateBase
 
 /// Everything `idlegate serve` runs with. Each field's default is the embedded default, documented
 /// key by key in `config/idlegate.yaml`; the file, then command-line flags, override it.
@@ -18,16 +18,16 @@ public struct Config: Sendable, Equatable {
     public var trustedProxies: [CIDR] = [CIDR(parsing: "127.0.0.0/8")!, CIDR(parsing: "::1/128")!]
     /// The scheme clients use to reach idlegate, sent as X-Forwarded-Proto when the peer is not a
     /// trusted proxy. Default `http`.
-    public var publicScheme: String = "http"
+    public var publicScheme: Scheme = .http
     /// Upgrade protocols that may open a tunnel. Default `websocket` only: an `h2c` upgrade would let
     /// every later request on that connection pass unchecked.
     public var allowedUpgrades: [String] = ["websocket"]
-    public var limits = HTTPLimits()
+    public var limits = Limits()
     public var timeouts = Timeouts()
     /// Idle keep-alive connections kept per upstream per thread. Default 128.
     public var upstreamPoolSize: Int = 128
     /// `debug`, `info`, `warning`, `error`. Default `info`.
-    public var logLevel: String = "info"
+    public var logLevel: LogLevel = .info
 
     // MARK: sessions
 
@@ -40,7 +40,7 @@ public struct Config: Sendable, Equatable {
     /// Named policies, first match wins. Default none.
     public var policies: [PolicyConfig] = []
     /// Ids never seen before: adopted with a fresh clock, or refused (strict kiosks). Default adopt.
-    public var unknownSessions: String = "adopt"
+    public var unknownSessions: UnknownSessions = .adopt
     /// Path prefixes that are checked but never refresh a session's clock.
     public var passivePaths: [String] = Config.defaultPassivePaths
     /// `?session_id=` and `X-Openerp-Session-Id`: stripped (default) or checked.
@@ -109,6 +109,32 @@ public struct Config: Sendable, Equatable {
         var c = self
         for k in Self.restartOnly { k.keep(&c, running) }
         return c
+    }
+}
+
+extension Config {
+    /// A browser-facing scheme.
+    public enum Scheme: String, Sendable, Equatable { case http, https }
+
+    public enum LogLevel: String, Sendable, Equatable { case debug, info, warning, error }
+
+    /// Ids never seen before: adopted with a fresh clock, or refused (strict kiosks).
+    public enum UnknownSessions: String, Sendable, Equatable { case adopt, reject }
+
+    /// Size limits on what a client or Odoo may send, each with the status crossing it gets.
+    public struct Limits: Sendable, Equatable {
+        /// Longest request line → 414. Default 8 KiB, as nginx's `large_client_header_buffers`.
+        public var requestLine: Int = 8 * 1024
+        /// Most bytes in a whole head, request line included → 431. Default 64 KiB.
+        public var headerBytes: Int = 64 * 1024
+        /// Most header fields in one head → 431. Default 100, as Go's and Apache's limits.
+        public var headerCount: Int = 100
+        /// Largest request body → 413. Default 128 MiB: Odoo attachments and imports fit.
+        public var body: Int64 = 128 * 1024 * 1024
+        /// Longest chunk-size line, extensions included, and longest trailer line → 400. Default 4 KiB.
+        public var chunkLine: Int = 4 * 1024
+
+        public init() {}
     }
 }
 

@@ -1,4 +1,4 @@
-import IdlegateHTTP
+import IdlegateBase
 import Yams
 
 extension Config {
@@ -150,17 +150,11 @@ extension Config {
                 }
                 trustedProxies = blocks
             case "public_scheme":
-                let s = try Self.string(value, key)
-                guard s == "http" || s == "https" else { throw ConfigError(key, "\"\(s)\" is not http or https") }
-                publicScheme = s
+                publicScheme = try Self.choice(value, key, "http or https")
             case "allowed_upgrades": allowedUpgrades = try Self.stringList(value, key).map { $0.lowercased() }
             case "upstream_pool_size": upstreamPoolSize = try Self.int(value, key, min: 0, max: 100_000)
             case "log_level":
-                let s = try Self.string(value, key)
-                guard ["debug", "info", "warning", "error"].contains(s) else {
-                    throw ConfigError(key, "\"\(s)\" is not debug, info, warning or error")
-                }
-                logLevel = s
+                logLevel = try Self.choice(value, key, "debug, info, warning or error")
             case "mode": mode = try Self.mode(value, key)
             case "idle_timeout": idleTimeout = try Self.positiveDuration(value, key)
             case "max_lifetime": maxLifetime = try Self.duration(value, key)
@@ -171,14 +165,10 @@ extension Config {
                     policies.append(try Self.policy(item, "\(key)[\(i)]", defaults: self))
                 }
             case "unknown_sessions":
-                let s = try Self.string(value, key)
-                guard Self.UnknownSessionsValues.contains(s) else { throw ConfigError(key, "\"\(s)\" is not adopt or reject") }
-                unknownSessions = s
+                unknownSessions = try Self.choice(value, key, "adopt or reject")
             case "passive_paths": passivePaths = try Self.paths(value, key)
             case "legacy_session_sources":
-                let s = try Self.string(value, key)
-                guard let v = LegacySessionSources(rawValue: s) else { throw ConfigError(key, "\"\(s)\" is not strip or check") }
-                legacySessionSources = v
+                legacySessionSources = try Self.choice(value, key, "strip or check")
             case "cookies": try applyCookies(try Self.mapping(value, key))
             case "session_secret":
                 let s = try Self.string(value, key)
@@ -280,19 +270,13 @@ extension Config {
                 }
             case "session_only": cookies.sessionOnly = try Self.bool(value, path)
             case "same_site":
-                let s = try Self.string(value, path)
-                guard ["Lax", "Strict", "None"].contains(s) else { throw ConfigError(path, "\"\(s)\" is not Lax, Strict or None") }
-                cookies.sameSite = s
+                cookies.sameSite = try Self.choice(value, path, "Lax, Strict or None")
             case "secure":
-                let s = try Self.string(value, path)
-                guard ["auto", "always", "never"].contains(s) else { throw ConfigError(path, "\"\(s)\" is not auto, always or never") }
-                cookies.secure = s
+                cookies.secure = try Self.choice(value, path, "auto, always or never")
             default: throw ConfigError(path, "unknown key")
             }
         }
     }
-
-    static let UnknownSessionsValues = ["adopt", "reject"]
 
     static func policy(_ v: Any, _ path: String, defaults: Config) throws(ConfigError) -> PolicyConfig {
         let m = try mapping(v, path)
@@ -327,8 +311,7 @@ extension Config {
 
     static func mode(_ v: Any, _ key: String) throws(ConfigError) -> EnforcementMode {
         if let b = v as? Bool, b == false { return .off }  // YAML 1.1 reads a bare `off` as false
-        let s = try string(v, key)
-        guard let m = EnforcementMode(rawValue: s) else { throw ConfigError(key, "\"\(s)\" is not enforce, audit or off") }
+        let m: EnforcementMode = try choice(v, key, "enforce, audit or off")
         return m
     }
 
@@ -398,6 +381,13 @@ extension Config {
         if let s = v as? String { return s }
         if let i = v as? Int { return String(i) }
         throw ConfigError(key, "must be a string")
+    }
+
+    /// One of an enum's spellings; `allowed` names them for the message.
+    static func choice<T: RawRepresentable>(_ v: Any, _ key: String, _ allowed: String) throws(ConfigError) -> T where T.RawValue == String {
+        let s = try string(v, key)
+        guard let value = T(rawValue: s) else { throw ConfigError(key, "\"\(s)\" is not \(allowed)") }
+        return value
     }
 
     static func stringList(_ v: Any, _ key: String) throws(ConfigError) -> [String] {

@@ -1,3 +1,5 @@
+import IdlegateBase
+
 /// What a policy does with the sessions it covers.
 public enum EnforcementMode: String, Sendable, Equatable, CaseIterable {
     /// Expired sessions are logged out.
@@ -45,7 +47,7 @@ public struct PolicyConfig: Sendable, Equatable {
 
 /// Where older Odoo also reads the session id: `?session_id=` and `X-Openerp-Session-Id` (12–15, and
 /// 16/17 before June 2024). Either way they are no way around idlegate.
-public enum LegacySessionSources: String, Sendable, Equatable {
+public enum LegacySessionSources: String, Sendable, Equatable, CaseIterable {
     /// Removed from every forwarded request (Odoo 18+ ignores them anyway).
     case strip
     /// Checked like the cookie, in Odoo ≤ 15's order: query, header, cookie.
@@ -58,9 +60,12 @@ public struct CookieSettings: Sendable, Equatable {
     public var harden = true
     /// SameSite value added where absent: Lax (default), Strict (breaks payment-provider returns) or
     /// None (only with Secure).
-    public var sameSite = "Lax"
+    public var sameSite: SameSite = .lax
     /// Secure: `auto` (when the browser-facing scheme is https), `always` or `never`.
-    public var secure = "auto"
+    public var secure: Secure = .auto
+
+    public enum SameSite: String, Sendable, Equatable { case lax = "Lax", strict = "Strict", none = "None" }
+    public enum Secure: String, Sendable, Equatable { case auto, always, never }
     /// Kiosks: make session_id a browser-session cookie (no Max-Age/Expires), so closing the browser
     /// ends it. Default off.
     public var sessionOnly = false
@@ -90,10 +95,4 @@ extension Config {
         "/web/image", "/web/content",    // images and files pulled in by pages already counted
     ]
 
-    /// Routes that are never refused, so the login form always works: an expired or refused id is
-    /// left out of the forwarded Cookie and Odoo starts a fresh anonymous session.
-    public static let loginPaths = ["/web/login", "/web/session/authenticate", "/web/reset_password", "/web/signup"]
-
-    /// Routes that end a session in Odoo.
-    public static let logoutPaths = ["/web/session/logout", "/web/session/destroy"]
 }

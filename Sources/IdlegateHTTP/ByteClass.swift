@@ -1,3 +1,5 @@
+import IdlegateBase
+
 /// Byte classes from RFC 9110 §5.6.2 (tokens) and §5.5 (field values), as 256-entry tables so the
 /// parser's inner loop is one load per byte.
 enum ByteClass {
@@ -34,14 +36,7 @@ enum ByteClass {
 
     static func isHexDigit(_ b: UInt8) -> Bool { hexValue(b) != nil }
 
-    static func hexValue(_ b: UInt8) -> UInt64? {
-        switch b {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return UInt64(b - UInt8(ascii: "0"))
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return UInt64(b - UInt8(ascii: "a") + 10)
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return UInt64(b - UInt8(ascii: "A") + 10)
-        default: return nil
-        }
-    }
+    @inline(__always) static func hexValue(_ b: UInt8) -> UInt64? { Hex.value(b).map(UInt64.init) }
 }
 
 extension UInt8 {

@@ -1,5 +1,6 @@
 import CSystem
 import Glibc
+import IdlegateBase
 
 /// Receives the readiness bits epoll reported for one registered fd.
 public protocol EventHandler: AnyObject {
@@ -34,16 +35,18 @@ public final class EventLoop: @unchecked Sendable {
     /// Called on the loop thread about every `tickMillis` ms: where connection deadlines are checked.
     public var onTick: (Int64) -> Void = { _ in }
 
-    /// A coarse monotonic clock in milliseconds, refreshed once per wake-up.
+    /// The clock's time (Unix ms), read once per wake-up: what deadlines are measured against.
     public private(set) var now: Int64
+    public let clock: Clock
 
-    public init(tickMillis: Int64 = 250) throws {
+    public init(clock: Clock, tickMillis: Int64 = 250) throws {
+        self.clock = clock
         epfd = cs_epoll_create()
         guard epfd >= 0 else { throw IOError("epoll_create1") }
         wakeFD = cs_eventfd()
         guard wakeFD >= 0 else { throw IOError("eventfd") }
         self.tickMillis = tickMillis
-        now = cs_monotonic_ms()
+        now = clock.now()
         nextTick = now + tickMillis
         guard cs_epoll_add(epfd, wakeFD, UInt32(CS_EPOLLIN), UInt64(wakeFD)) == 0 else { throw IOError("epoll_ctl") }
     }
@@ -93,20 +96,22 @@ public final class EventLoop: @unchecked Sendable {
         _ = cs_eventfd_signal(wakeFD)
     }
 
+    /// Closes the epoll fd under the loop, so that the next `epoll_wait` fails (tests of the failure path).
+    func breakEpollForTesting() { Glibc.close(epfd) }
+
     /// Makes `run` return after the current iteration. Call on the loop thread.
     public func stop() { running = false }
 
-    /// Runs until `stop` is called.
-    public func run() {
+    /// Runs until `stop` is called (nil), or until epoll fails with anything but EINTR (its errno:
+    /// then nothing on this loop can make progress, and the caller shuts down).
+    public func run() -> Int32? {
         var events = [cs_event](repeating: cs_event(), count: 256)
         while running {
             let timeout = Int32(clamping: max(0, nextTick - now))
             let n = events.withUnsafeMutableBufferPointer { cs_epoll_wait(epfd, $0.baseAddress, 256, timeout) }
             let count = Int(n)
-            now = cs_monotonic_ms()
-            if n < 0 && errno != EINTR {
-                fatalError("\(IOError("epoll_wait"))")  // only on a programming error (bad epfd)
-            }
+            if n < 0 && errno != EINTR { return errno }
+            now = clock.now()
             var i = 0
             while i < count {
                 let token = Int(events[i].token)
@@ -123,6 +128,7 @@ public final class EventLoop: @unchecked Sendable {
                 onTick(now)
             }
         }
+        return nil
     }
 
     private func runPending() {
@@ -132,19 +138,5 @@ public final class EventLoop: @unchecked Sendable {
             return t
         }
         for task in tasks { task() }
-    }
-}
-
-/// A pthread mutex, for the few structures shared between threads.
-public final class Mutex: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-
-    public init() { pthread_mutex_init(&mutex, nil) }
-    deinit { pthread_mutex_destroy(&mutex) }
-
-    public func withLock<R>(_ body: () throws -> R) rethrows -> R {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return try body()
     }
 }

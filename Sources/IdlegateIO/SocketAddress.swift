@@ -1,5 +1,6 @@
 import CSystem
 import Glibc
+import IdlegateBase
 
 /// An IPv4 or IPv6 socket address. Parsed from `HOST:PORT`, `[V6]:PORT`, or resolved from a host name
 /// at start-up (never on an event-loop thread: getaddrinfo blocks).
@@ -27,19 +28,6 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { isIPv6 ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
-    /// Parses a numeric IP address (no port).
-    public static func parseIP(_ text: String) -> [UInt8]? {
-        var v4 = in_addr()
-        if inet_pton(AF_INET, text, &v4) == 1 {
-            return withUnsafeBytes(of: &v4) { Array($0) }
-        }
-        var v6 = in6_addr()
-        if inet_pton(AF_INET6, text, &v6) == 1 {
-            return withUnsafeBytes(of: &v6) { Array($0) }
-        }
-        return nil
-    }
-
     /// Splits `host:port` or `[v6]:port`; nil when the shape is wrong or the port is not 1–65535.
     public static func splitHostPort(_ text: String) -> (host: String, port: UInt16)? {
         let host: Substring
@@ -65,7 +53,7 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         guard let (host, port) = splitHostPort(text) else {
             throw AddressError("\"\(text)\" is not HOST:PORT")
         }
-        if let ip = parseIP(host) { return [SocketAddress(ip: ip, port: port)] }
+        if let ip = CIDR.parseIP(host) { return [SocketAddress(ip: ip, port: port)] }
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var list: UnsafeMutablePointer<addrinfo>?

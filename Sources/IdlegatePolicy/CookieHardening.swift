@@ -1,13 +1,27 @@
-import IdlegateConfig
 import IdlegateHTTP
 
 /// Adds the flags Odoo never sets (FACTS: "never Secure, never SameSite") to every Set-Cookie on the way
 /// to the browser: Secure when the browser-facing scheme is https, SameSite where absent, HttpOnly on
 /// session_id; and, for kiosks, makes session_id a browser-session cookie.
 public struct CookieHardening: Sendable {
-    let settings: CookieSettings
+    public enum SameSite: String, Sendable { case lax = "Lax", strict = "Strict", none = "None" }
+    /// When Secure is added: when the browser-facing scheme is https, always, or never.
+    public enum Secure: Sendable { case auto, always, never }
 
-    public init(settings: CookieSettings) { self.settings = settings }
+    public struct Settings: Sendable {
+        /// Add Secure, SameSite and (on session_id) HttpOnly at all.
+        public var harden = true
+        public var sameSite = SameSite.lax
+        public var secure = Secure.auto
+        /// Kiosks: session_id becomes a browser-session cookie (no Max-Age or Expires).
+        public var sessionOnly = false
+
+        public init() {}
+    }
+
+    let settings: Settings
+
+    public init(_ settings: Settings) { self.settings = settings }
 
     /// The hardened Set-Cookie value; nil when it needs no change. Attribute values come only from
     /// idlegate's own constants, so no CR or LF can be injected.
@@ -21,13 +35,13 @@ public struct CookieHardening: Sendable {
         func has(_ name: String) -> Bool {
             attributes.contains { $0.split(separator: "=", maxSplits: 1).first?.lowercased() == name }
         }
-        let secure = settings.secure == "always" || (settings.secure == "auto" && https)
+        let secure = settings.secure == .always || (settings.secure == .auto && https)
         if secure && !has("secure") {
             attributes.append("Secure")
             changed = true
         }
-        if !has("samesite") && (settings.sameSite != "None" || has("secure")) {
-            attributes.append("SameSite=\(settings.sameSite)")
+        if !has("samesite") && (settings.sameSite != .none || has("secure")) {
+            attributes.append("SameSite=\(settings.sameSite.rawValue)")
             changed = true
         }
         if isSession && !has("httponly") {

@@ -16,21 +16,16 @@ public enum ExpiryResponse {
     /// The whole response for an expired session: JSON (code 100) or a 303 to the login form, each
     /// clearing the cookie; `Connection: close` when the client will not keep the connection.
     public static func bytes(for head: RequestHead, clearCookie: String, keepAlive: Bool) -> [UInt8] {
-        var out: [UInt8] = []
         let connection = keepAlive ? "" : "Connection: close\r\n"
         if wantsJSON(head) {
-            out.append(contentsOf: "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(jsonBody.count)\r\nCache-Control: no-store\r\nSet-Cookie: \(clearCookie)\r\n\(connection)\r\n".utf8)
-            out.append(contentsOf: jsonBody)
-        } else {
-            out.append(contentsOf: "HTTP/1.1 303 See Other\r\nLocation: \(loginLocation(for: head.target))\r\nContent-Length: 0\r\nCache-Control: no-store\r\nSet-Cookie: \(clearCookie)\r\n\(connection)\r\n".utf8)
+            return Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(jsonBody.count)\r\nCache-Control: no-store\r\nSet-Cookie: \(clearCookie)\r\n\(connection)\r\n".utf8) + jsonBody
         }
-        return out
+        return Array("HTTP/1.1 303 See Other\r\nLocation: \(loginLocation(for: head.target))\r\nContent-Length: 0\r\nCache-Control: no-store\r\nSet-Cookie: \(clearCookie)\r\n\(connection)\r\n".utf8)
     }
 
-    /// The status code of a response these functions built ("HTTP/1.1 303 …").
-    public static func status(of response: [UInt8]) -> Int {
-        guard response.count >= 12 else { return 0 }
-        return response[9..<12].reduce(0) { $0 * 10 + Int($1) - 48 }
+    /// The answer for an expired session, with its status.
+    public static func answer(for head: RequestHead, clearCookie: String, keepAlive: Bool) -> Verdict.Action {
+        .answer(status: wantsJSON(head) ? 200 : 303, response: bytes(for: head, clearCookie: clearCookie, keepAlive: keepAlive))
     }
 
     /// `/web/login?redirect=<target, url-encoded>`, as Odoo builds it. The target is always a local

@@ -1,15 +1,37 @@
-import IdlegateConfig
+import IdlegateBase
 import IdlegateSessions
 
 /// The policies of a config, ready for the request path: the first named policy whose match holds,
 /// else the default one.
 public struct PolicySet: Sendable {
+    /// What a policy does with the sessions it covers.
+    public enum Mode: String, Sendable, Equatable {
+        /// Expired sessions are logged out.
+        case enforce
+        /// Every decision is made and logged; no response changes, nothing is called in Odoo.
+        case audit
+        /// Sessions are not tracked.
+        case off
+    }
+
+    /// One policy: its name, mode and limits, and which requests it covers (every non-empty criterion
+    /// must match: client address blocks, Host names with `*.` for subdomains, path prefixes).
     public struct Policy: Sendable {
-        public let index: Int
         public let name: String
-        public let mode: EnforcementMode
+        public let mode: Mode
         public let limits: SessionLimits
-        let match: PolicyMatch
+        let networks: [CIDR]
+        let hosts: [String]
+        let paths: [String]
+
+        public init(name: String, mode: Mode, limits: SessionLimits, networks: [CIDR] = [], hosts: [String] = [], paths: [String] = []) {
+            self.name = name
+            self.mode = mode
+            self.limits = limits
+            self.networks = networks
+            self.hosts = hosts.map { $0.lowercased() }
+            self.paths = paths
+        }
     }
 
     public let policies: [Policy]
@@ -17,24 +39,22 @@ public struct PolicySet: Sendable {
     /// Whether any policy looks at the Host header (otherwise it is not even read).
     public let needsHost: Bool
 
-    public init(config: Config) {
-        policies = config.policies.enumerated().map { i, p in
-            Policy(index: i, name: p.name, mode: p.mode, limits: SessionLimits(idle: p.idleTimeout, maxLifetime: p.maxLifetime), match: p.match)
-        }
-        needsHost = config.policies.contains { !$0.match.hosts.isEmpty }
-        let d = config.defaultPolicy
-        fallback = Policy(index: policies.count, name: d.name, mode: d.mode, limits: SessionLimits(idle: d.idleTimeout, maxLifetime: d.maxLifetime), match: PolicyMatch())
+    /// `policies` in order (first match wins), then `fallback` for every request none matches.
+    public init(_ policies: [Policy], fallback: Policy) {
+        self.policies = policies
+        self.fallback = Policy(name: fallback.name, mode: fallback.mode, limits: fallback.limits)
+        needsHost = policies.contains { !$0.hosts.isEmpty }
     }
 
     /// The policy for a request from `client` (4 or 16 address bytes) to `host` (the Host header, port
     /// allowed) and `path`.
     public func select(client: [UInt8], host: String?, path: Substring) -> Policy {
-        for p in policies where Self.matches(p.match, client: client, host: host, path: path) { return p }
+        for p in policies where Self.matches(p, client: client, host: host, path: path) { return p }
         return fallback
     }
 
-    static func matches(_ m: PolicyMatch, client: [UInt8], host: String?, path: Substring) -> Bool {
-        if !m.cidrs.isEmpty && !m.cidrs.contains(where: { $0.contains(client) }) { return false }
+    static func matches(_ m: Policy, client: [UInt8], host: String?, path: Substring) -> Bool {
+        if !m.networks.isEmpty && !m.networks.contains(where: { $0.contains(client) }) { return false }
         if !m.hosts.isEmpty {
             guard let h = host.map(Self.hostName) else { return false }
             let hit = m.hosts.contains { pattern in

@@ -1,5 +1,3 @@
-import IdlegateConfig
-
 /// What a request path means for its session.
 public enum RouteClass: Sendable, Equatable {
     /// A person's request: checked, and it refreshes the session's clock.
@@ -18,10 +16,12 @@ public enum RouteClass: Sendable, Equatable {
         let logout: [[UInt8]]
         let passive: [[UInt8]]
 
-        public init(config: Config) {
-            login = Config.loginPaths.map { Array($0.utf8) }
-            logout = Config.logoutPaths.map { Array($0.utf8) }
-            passive = config.passivePaths.map { Array($0.utf8) }
+        /// Login and logout routes are Odoo's own (`RouteClass.loginPaths`, `logoutPaths`); the passive
+        /// prefixes are configured.
+        public init(passive: [String]) {
+            login = RouteClass.loginPaths.map { Array($0.utf8) }
+            logout = RouteClass.logoutPaths.map { Array($0.utf8) }
+            self.passive = passive.map { Array($0.utf8) }
         }
 
         public func classify(_ path: Substring) -> RouteClass {
@@ -36,6 +36,16 @@ public enum RouteClass: Sendable, Equatable {
             }
         }
     }
+
+    /// Routes that are never refused, so the login form always works: an expired or refused id is
+    /// left out of the forwarded Cookie and Odoo starts a fresh anonymous session.
+    public static let loginPaths = [loginForm, loginJSON, "/web/reset_password", "/web/signup"]
+    /// The login routes that carry a login name: the form and the JSON-RPC call.
+    public static let loginForm = "/web/login"
+    public static let loginJSON = "/web/session/authenticate"
+
+    /// Routes that end a session in Odoo.
+    public static let logoutPaths = ["/web/session/logout", "/web/session/destroy"]
 
     /// Byte-level `hasPathPrefix`.
     static func hasPathPrefix(_ path: UnsafeRawBufferPointer, _ prefix: [UInt8]) -> Bool {
@@ -61,12 +71,6 @@ public enum RouteClass: Sendable, Equatable {
     static let webAssets = Array("/web/assets/".utf8)
     static let staticSlash = Array("static/".utf8)
 
-    /// `/web/static/…`, `/<module>/static/…`, `/web/assets/…`: files no session decision may block.
-    static func isStatic(_ path: Substring) -> Bool {
-        if path.hasPrefix("/web/assets/") { return true }
-        let parts = path.split(separator: "/", maxSplits: 2, omittingEmptySubsequences: false)
-        return parts.count == 3 && parts[0].isEmpty && !parts[1].isEmpty && parts[2].hasPrefix("static/")
-    }
 
     /// `prefix` matches itself and what lies below it: `/web/login` matches `/web/login` and
     /// `/web/login/x`, not `/web/loginx`; a prefix ending in `/` matches anything under it.

@@ -1,6 +1,6 @@
-import Glibc
 import IdlegateAudit
-import IdlegateIO
+import IdlegateBase
+import IdlegateHTTP
 import IdlegateSessions
 
 /// The audit trail as the proxy sees it: where events go (nothing when no audit log is set), the
@@ -11,10 +11,13 @@ public final class Auditor: Sendable {
     public let logins = SessionLogins()
     /// A person's request after at least this long idle is an `activity_resumed` event (ms).
     let floor: Int64
+    /// The time events carry: the same clock the decisions they record were made by.
+    let clock: Clock
 
-    public init(log: AuditLog?, activityFloor: Int64) {
+    public init(log: AuditLog?, activityFloor: Int64, clock: Clock) {
         self.log = log
         floor = activityFloor
+        self.clock = clock
     }
 
     @inline(__always) var enabled: Bool { log != nil }
@@ -22,7 +25,7 @@ public final class Auditor: Sendable {
     /// Builds and queues an event; `fill` runs only when there is a log.
     @inline(__always) func emit(_ kind: AuditEvent.Kind, key: SessionKey? = nil, _ fill: (inout AuditEvent) -> Void = { _ in }) {
         guard let log else { return }
-        var e = AuditEvent(kind, time: AuditClock.nowMillis())
+        var e = AuditEvent(kind, time: clock.now())
         if let key {
             e.key = key.description
             e.login = logins[key]
@@ -32,8 +35,11 @@ public final class Auditor: Sendable {
     }
 
     /// Public entry for events raised outside the proxy (config reloads).
-    public func record(_ kind: AuditEvent.Kind, reason: String? = nil) {
-        emit(kind) { $0.reason = reason }
+    public func record(_ kind: AuditEvent.Kind, count: Int? = nil, reason: String? = nil) {
+        emit(kind) { e in
+            e.reason = reason
+            if let count { e.count = count }
+        }
     }
 }
 
@@ -65,14 +71,6 @@ public final class SessionLogins: @unchecked Sendable {
     var all: [(SessionKey, String)] { lock.withLock { names.map { ($0.key, $0.value) } } }
 }
 
-enum AuditClock {
-    static func nowMillis() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
-    }
-}
-
 /// The login name in the bounded prefix of a login request's body: the `login` field of the form
 /// `POST /web/login` sends, or of the JSON-RPC params of `/web/session/authenticate`. Nothing else of
 /// the body is kept or returned (the password is right beside it).
@@ -86,13 +84,13 @@ enum LoginField {
     }
 
     static func fromForm(_ body: [UInt8]) -> String? {
-        for pair in body.split(separator: UInt8(ascii: "&")) {
-            let kv = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
-            if SessionEnforcer.percentDecode(kv[0]).elementsEqual("login".utf8) {
-                return kv.count > 1 ? String(decoding: SessionEnforcer.percentDecode(kv[1]), as: UTF8.self) : nil
-            }
+        var login: String? = nil
+        FormEncoding.forEachPair(body) { name, value in
+            guard name.elementsEqual("login".utf8) else { return true }
+            login = value.map { String(decoding: $0, as: UTF8.self) }
+            return false
         }
-        return nil
+        return login
     }
 
     static func fromJSON(_ body: [UInt8]) -> String? {

@@ -1,4 +1,3 @@
-import IdlegateConfig
 import IdlegateHTTP
 import IdlegateIO
 

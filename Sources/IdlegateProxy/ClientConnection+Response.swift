@@ -1,4 +1,3 @@
-import IdlegateConfig
 import IdlegateHTTP
 import IdlegateIO
 import IdlegateSessions
@@ -116,16 +115,7 @@ extension ClientConnection {
         x.upstreamReusable = head.allowsReuse && framing != .untilClose && !x.isUpgrade
         head.writeStatusLine(into: &worker.staging)
         writeResponseFields(x, fields, named: named)
-        if head.status < 400, let k = x.session.logoutKey {
-            settings.enforcer.store.end(k, now: settings.enforcer.clock.now())
-            settings.enforcer.audit.emit(.logout, key: k) { e in
-                e.client = x.session.client
-                e.policy = x.session.policy
-                e.method = x.method
-                e.path = String(x.logPath)
-                e.status = head.status
-            }
-        }
+        if x.session.logoutKey != nil { settings.gate.logoutAnswered(x.session, status: head.status, method: x.method, path: x.logPath) }
         switch framing {
         case .none, .length:
             x.responseFraming = .passthrough
@@ -155,15 +145,19 @@ extension ClientConnection {
         for i in 0..<fields.count {
             let known = fields.known(at: i)
             if HeaderRewriting.isHopByHop(fields, i, known, named: named) { continue }
-            var destroy: (id: String, key: SessionKey)? = nil
-            if known == .setCookie, let hardened = settings.enforcer.responseCookie(fields.value(at: i), decision: x.session, loginBody: &x.loginBody,
-                                                                                    json: x.loginIsJSON, destroy: &destroy) {
+            guard known == .setCookie else {
+                fields.writeField(at: i, into: &worker.staging)
+                continue
+            }
+            let (hardened, destroy) = settings.gate.responseCookie(fields.value(at: i), of: x.session, loginBody: &x.loginBody, json: x.loginIsJSON,
+                                                                   method: x.method, path: x.logPath)
+            if let hardened {
                 HTTPFields.writeField("Set-Cookie", hardened, into: &worker.staging)
             } else {
                 fields.writeField(at: i, into: &worker.staging)
             }
-            if let (id, key) = destroy {
-                worker.destroyer.destroy(id: id, key: key.description, host: x.request.fields.first(.host), forwarded: forwardedPairs(x.request))
+            if let order = destroy {
+                worker.destroyer.destroy(id: order.id, key: order.key.description, host: x.request.fields.first(.host), forwarded: forwardedPairs(x.request))
             }
         }
     }
@@ -223,7 +217,7 @@ extension ClientConnection {
     /// A response head from Odoo: its status class and how long Odoo took.
     func countResponse(_ x: Exchange, status: Int) {
         worker.counts.request(x.session.route, status: status)
-        worker.metrics.upstreamLatency.recordNanoseconds(monotonicNanos() - x.sentAt)
+        worker.metrics.upstreamLatency.recordNanoseconds(worker.loop.clock.nanos() - x.sentAt)
     }
 
     func finishExchange(_ x: Exchange) {

@@ -1,4 +1,3 @@
-import IdlegateConfig
 import IdlegateHTTP
 import IdlegateIO
 
@@ -62,8 +61,8 @@ extension ClientConnection {
     /// Called on every tick: a tunnel whose session expired (its HTTP requests stopped; WebSocket
     /// frames never count) gets Odoo's close code 4001, SESSION_EXPIRED, between two frames.
     func checkTunnel() {
-        guard state == .tunnel, !closeTunnelAtBoundary, let x = exchange, x.session.enforce, let key = x.session.key else { return }
-        guard settings.enforcer.tunnelSessionEnded(key, limits: x.session.limits, policy: x.session.policy, client: x.session.client) else { return }
+        guard state == .tunnel, !closeTunnelAtBoundary, let x = exchange, x.session.enforce, x.session.key != nil else { return }
+        guard settings.gate.tunnelSessionEnded(of: x.session) else { return }
         closeTunnelAtBoundary = true
         if serverFrames.atBoundary {
             sendSessionExpiredClose()

@@ -1,4 +1,5 @@
-import IdlegateConfig
+import IdlegateAudit
+import IdlegateBase
 import IdlegateHTTP
 import IdlegateIO
 import IdlegatePolicy
@@ -183,7 +184,7 @@ final class ClientConnection: EventHandler {
         let error = anyError as? HTTPParseError ?? HTTPParseError(400, "bad request")
         worker.logger.info("refused request from \(peerHost): \(error.status) \(error.reason)")
         worker.counts.request(nil, status: error.status)
-        settings.enforcer.audit.emit(.requestRefused) { e in
+        settings.gate.audit.emit(.requestRefused) { e in
             e.client = peerHost
             e.status = error.status
             e.reason = error.reason
@@ -213,11 +214,12 @@ final class ClientConnection: EventHandler {
         let request = PendingRequest(head: head, path: path, framing: framing, upgrade: upgrade, keepAlive: keepAlive, expectsContinue: expectsContinue)
         // The local table decides at once; a shared layer confirming that a session is over answers
         // later, from anywhere: then the reply hops back to this loop.
-        let decided = settings.enforcer.decide(head, path: path, client: clientIP, clientText: clientText, https: https,
-                                               isUpgrade: upgrade != nil, keepAlive: keepAlive && framing == .none) {
+        let check = SessionRequest(head: head, path: path, client: clientIP, clientText: clientText, https: https,
+                                   isUpgrade: upgrade != nil, keepAlive: keepAlive && framing == .none)
+        let decided = settings.gate.decide(check) {
             let me = Unchecked(self)
             let loop = worker.loop
-            return { decision in loop.execute { me.value.sessionDecided(decision, request) } }
+            return { verdict in loop.execute { me.value.sessionDecided(verdict, request) } }
         }
         if let decision = decided {
             forward(decision, request)
@@ -238,7 +240,7 @@ final class ClientConnection: EventHandler {
     }
 
     /// A late session decision (a shared layer confirmed an expiry) arrives on the loop.
-    func sessionDecided(_ decision: SessionDecision, _ request: PendingRequest) {
+    func sessionDecided(_ decision: Verdict, _ request: PendingRequest) {
         guard state == .checkingSession else { return }  // the client went away meanwhile
         state = .awaitingRequest
         forward(decision, request)
@@ -246,20 +248,20 @@ final class ClientConnection: EventHandler {
     }
 
     /// Answers an expired session, or forwards the request.
-    func forward(_ session: SessionDecision, _ r: PendingRequest) {
+    func forward(_ session: Verdict, _ r: PendingRequest) {
         let head = r.head
-        if let refusal = session.refusal {
-            refuse(refusal)
+        if case .refuse(let status, let reason) = session.action {
+            refuse(HTTPParseError(status, reason))
             return
         }
-        if let id = session.destroyID, let key = session.key {
-            worker.destroyer.destroy(id: id, key: key.description, host: head.fields.first(.host), forwarded: forwardedPairs(head))
+        if let order = session.destroy {
+            worker.destroyer.destroy(id: order.id, key: order.key.description, host: head.fields.first(.host), forwarded: forwardedPairs(head))
         }
-        if let answer = session.answer {
+        if case .answer(let status, let answer) = session.action {
             // An expired session (enforce): Odoo's own answer, without asking Odoo. A request body the
             // answer leaves unread means the connection cannot go on.
             client.write(answer)
-            worker.counts.request(session.route, status: ExpiryResponse.status(of: answer))
+            worker.counts.request(session.route, status: status)
             if r.keepAlive && r.framing == .none && r.upgrade == nil {
                 setDeadline(.idle, settings.timeouts.clientIdle)
                 if !inbound.isEmpty { inboundUnparsed = true }
@@ -271,7 +273,7 @@ final class ClientConnection: EventHandler {
         }
         let x = Exchange(head: head, path: r.path, upgrade: r.upgrade, session: session, framing: r.framing,
                          upstreamIndex: settings.router.upstream(for: r.path), keepAlive: r.keepAlive, limits: settings.limits)
-        x.sentAt = monotonicNanos()
+        x.sentAt = worker.loop.clock.nanos()
         exchange = x
         state = .proxying
         if !inbound.isEmpty { inboundUnparsed = true }
@@ -307,7 +309,7 @@ final class ClientConnection: EventHandler {
         }
         if head.version == .http10 && !fields.contains(.host) { HTTPFields.writeField("Host", settings.upstreamAuthority, into: &out) }
         if case .rebuilt(.some(let cookie)) = session.cookie { HTTPFields.writeField("Cookie", cookie, into: &out) }
-        HeaderRewriting.writeForwarded(fields, peerHost: peerHost, trusted: trusted, scheme: settings.publicScheme, into: &out)
+        HeaderRewriting.writeForwarded(fields, peerHost: peerHost, trusted: trusted, scheme: settings.publicScheme.rawValue, into: &out)
         if x.requestChunked { HTTPFields.writeField("Transfer-Encoding", "chunked", into: &out) }
         if let upgrade = x.upgrade {
             HTTPFields.writeField("Connection", "upgrade", into: &out)
@@ -329,10 +331,10 @@ final class ClientConnection: EventHandler {
                 ip = parsed
                 text = last
             }
-            let proto = fields.values(.xForwardedProto).last?.lowercased() ?? settings.publicScheme
+            let proto = fields.values(.xForwardedProto).last?.lowercased() ?? settings.publicScheme.rawValue
             return (ip, text, proto == "https")
         }
-        return (peer.ip, peerHost, settings.publicScheme == "https")
+        return (peer.ip, peerHost, settings.publicScheme == .https)
     }
 
     /// The forwarding fields Odoo sees for this request (for the destroy call, so Odoo's dbfilter picks
@@ -342,10 +344,10 @@ final class ClientConnection: EventHandler {
         let host = f.first(.host) ?? ""
         if peerTrusted {
             return [("X-Forwarded-For", f.values(.xForwardedFor).joined(separator: ", ").isEmpty ? peerHost : f.values(.xForwardedFor).joined(separator: ", ")),
-                    ("X-Forwarded-Proto", f.first(.xForwardedProto) ?? settings.publicScheme),
+                    ("X-Forwarded-Proto", f.first(.xForwardedProto) ?? settings.publicScheme.rawValue),
                     ("X-Forwarded-Host", f.first(.xForwardedHost) ?? host)]
         }
-        return [("X-Forwarded-For", peerHost), ("X-Forwarded-Proto", settings.publicScheme), ("X-Forwarded-Host", host)]
+        return [("X-Forwarded-For", peerHost), ("X-Forwarded-Proto", settings.publicScheme.rawValue), ("X-Forwarded-Host", host)]
     }
 
     /// The protocol of an Upgrade request idlegate will tunnel (RFC 9110 §7.8), or nil. Only GET on

@@ -1,4 +1,5 @@
 import IdlegateHTTP
+import IdlegatePolicy
 
 /// One request in flight and its response: what the client connection needs to remember between
 /// events while bytes stream both ways.
@@ -27,7 +28,7 @@ final class Exchange {
     let upgrade: String?
     var isUpgrade: Bool { upgrade != nil }
     /// What the session check decided: the forwarded Cookie and target, the policy's limits.
-    let session: SessionDecision
+    let session: Verdict
     var retried = false
     /// A login request's first bytes (at most `LoginField.maxBytes`), kept only until the response's
     /// new session is paired with the login name in them; nil for every other request.
@@ -52,7 +53,7 @@ final class Exchange {
     var upstreamReusable = true
     var switchToTunnel = false
 
-    init(head: RequestHead, path: Substring, upgrade: String?, session: SessionDecision, framing: BodyFraming, upstreamIndex: Int, keepAlive: Bool, limits: HTTPLimits) {
+    init(head: RequestHead, path: Substring, upgrade: String?, session: Verdict, framing: BodyFraming, upstreamIndex: Int, keepAlive: Bool, limits: HTTPLimits) {
         self.session = session
         method = head.method
         logPath = path
@@ -65,9 +66,9 @@ final class Exchange {
         requestChunked = framing == .chunked
         responseParser = HeadParser(kind: .response, limits: limits)
         if head.method == "POST" && framing != .none {
-            if path == "/web/login" {
+            if path == RouteClass.loginForm {
                 loginBody = []
-            } else if path == "/web/session/authenticate" {
+            } else if path == RouteClass.loginJSON {
                 loginBody = []
                 loginIsJSON = true
             }

@@ -1,3 +1,4 @@
+import IdlegateAudit
 import IdlegateHTTP
 import IdlegateIO
 import Logging
@@ -74,7 +75,7 @@ final class OdooDestroyer {
         if call.attempt >= Self.maxAttempts {
             worker.logger.error("session \(call.key): Odoo destroy call failed \(call.attempt) times (\(detail)); the id stays refused here")
             worker.metrics.destroyFailures.increment()
-            worker.settings.enforcer.audit.emit(.destroyFailed) { e in
+            worker.settings.gate.audit.emit(.destroyFailed) { e in
                 e.key = call.key
                 e.reason = detail
             }

@@ -25,7 +25,7 @@ public final class ProxyMetrics: Sendable {
     /// Odoo handed out an id idlegate holds as ended (the session stayed ended): should stay at 0.
     let revivalsRefused: CoreMetrics.Counter
     public let sessionsTracked: CoreMetrics.Gauge
-    let reaped: [String: CoreMetrics.Counter]
+    public let reaped: [String: CoreMetrics.Counter]
 
     public init() {
         var r: [CoreMetrics.Counter] = []
@@ -94,9 +94,3 @@ struct WorkerCounts {
     }
 }
 
-/// Nanoseconds on the monotonic clock, for latency.
-@inline(__always) func monotonicNanos() -> Int64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
-}

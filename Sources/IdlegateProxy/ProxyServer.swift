@@ -1,9 +1,10 @@
 import Dispatch
 import Glibc
 import IdlegateAudit
+import IdlegateBase
 import IdlegateConfig
 import IdlegateIO
-import IdlegateReaper
+import IdlegatePolicy
 import IdlegateSessions
 import Logging
 
@@ -17,24 +18,29 @@ public final class ProxyServer: @unchecked Sendable {
     public let table: SessionTable
     public let metrics: ProxyMetrics
     public let audit: Auditor
-    private let deriver: SessionKeyDeriver
-    private let clock = SystemSessionClock()
+    public let deriver: SessionKeyDeriver
+    public let clock: Clock
     private let state: StateDirectory?
     private let snapshotCheck: SessionKey
     /// The config in force, and the lock that serialises reloads and snapshots.
     private var current: Config
     private let lock = Mutex()
     public var config: Config { lock.withLock { current } }
+    /// Why an event loop stopped on its own, if one did: `serve` then exits with status 1.
+    private var failure: String?
+    public var failed: String? { lock.withLock { failure } }
 
     /// Resolves the upstreams, loads the secret and the snapshot, binds every listen address; throws
     /// with a readable message.
-    public init(config: Config, metrics: ProxyMetrics = ProxyMetrics(), logger: Logger) throws {
+    public init(config: Config, metrics: ProxyMetrics = ProxyMetrics(), clock: Clock = SystemClock(), logger: Logger) throws {
         current = config
+        self.clock = clock
         self.logger = logger
         self.metrics = metrics
         let upstreams = try [config.upstream, config.websocketUpstream].map { try SocketAddress.resolve($0.authority) }
         if !config.stateDir.isEmpty { try StateDirectory.ensure(config.stateDir) }
-        let secret = try SessionSecret.load(config: config, logger: logger)
+        let (secret, created) = try SessionSecret.load(secretHex: config.sessionSecret, keyFile: config.effectiveKeyFile)
+        if created { logger.notice("created session key file \(config.effectiveKeyFile) (mode 0600)") }
         deriver = SessionKeyDeriver(secret: secret)
         snapshotCheck = SessionSnapshot.check(deriver)
         table = SessionTable(maxEntries: config.maxSessions, longestWindow: config.longestWindow)
@@ -46,14 +52,22 @@ public final class ProxyServer: @unchecked Sendable {
             s.keep = config.audit.keep
             s.queueCapacity = config.audit.queue
             s.fsyncInterval = config.audit.fsyncInterval
-            log = try AuditLog(settings: s, onDrop: { [metrics] n in metrics.auditDropped.increment(by: Int64(n)) },
+            log = try AuditLog(settings: s, clock: clock, onDrop: { [metrics] n in metrics.auditDropped.increment(by: Int64(n)) },
                                onError: { [logger] message in logger.error("\(message)") })
             log?.start()
         }
-        audit = Auditor(log: log, activityFloor: config.audit.activityFloor)
+        audit = Auditor(log: log, activityFloor: config.audit.activityFloor, clock: clock)
         state = config.snapshotInterval > 0 ? StateDirectory(path: config.stateDir) : nil
         if let state {
-            state.restore(into: table, logins: audit.logins, check: snapshotCheck, now: clock.now(), logger: logger)
+            switch state.restore(into: table, check: snapshotCheck, now: clock.now()) {
+            case .none:
+                logger.info("no session snapshot in \(state.path) (first start): starting with an empty session table")
+            case .restored(let kept, let total, let age, let logins):
+                for (k, name) in logins { audit.logins.set(k, name) }
+                logger.notice("restored \(kept) of \(total) session records from \(state.snapshotPath) (written \(age)s ago; idle time while down counts)")
+            case .refused(let why):
+                logger.error("\(why); starting with an EMPTY session table")
+            }
         } else {
             logger.notice("session persistence off (snapshot_interval 0): a restart forgets every session")
         }
@@ -65,23 +79,25 @@ public final class ProxyServer: @unchecked Sendable {
         }
         let threads = config.threads > 0 ? config.threads : max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         for _ in 0..<threads {
-            let w = try Worker(settings: settings, metrics: metrics, upstreams: upstreams, poolSize: config.upstreamPoolSize, logger: logger)
+            let w = try Worker(settings: settings, metrics: metrics, upstreams: upstreams, poolSize: config.upstreamPoolSize, clock: clock, logger: logger)
             for fd in listenFDs { try w.listen(fd: fd) }
             workers.append(w)
         }
     }
 
     private func makeSettings(_ config: Config) -> ProxySettings {
-        let enforcer = SessionEnforcer(config: config, store: table, deriver: deriver, clock: clock, metrics: metrics, audit: audit, logger: logger)
-        return ProxySettings(config: config, enforcer: enforcer)
+        let gate = SessionGate(rules: SessionRules(config: config, auditing: audit.enabled), store: table, deriver: deriver, clock: clock,
+                               metrics: metrics, audit: audit, logger: logger)
+        return ProxySettings(config: config, gate: gate)
     }
 
     /// The ports bound, in `listen` order (tests listen on port 0).
     public var boundPorts: [UInt16] { listenFDs.compactMap { Socket.localPort($0) } }
     public var threadCount: Int { workers.count }
 
-    /// Starts one thread per event loop, and the housekeeping thread (sweeps, snapshots).
-    public func start() {
+    /// Starts one thread per event loop, and the housekeeping thread (sweeps, snapshots, and the
+    /// `reap` passes `reapPass` makes over Odoo's session files, every `reap.interval`).
+    public func start(reapPass: @escaping @Sendable (ReapConfig) -> Void) {
         OSThread.start(name: "idlegate-housekeeping") { [self] in
             var lastSweep = clock.now(), lastSnapshot = clock.now()
             // The first scheduled reap a few seconds after start, then every interval.
@@ -99,7 +115,7 @@ public final class ProxyServer: @unchecked Sendable {
                 let reap = config.reap
                 if !reap.sessionsDir.isEmpty && now - lastReap >= reap.interval {
                     lastReap = now
-                    reapSessionFiles(reap)
+                    reapPass(reap)
                 }
                 let interval = config.snapshotInterval
                 if interval > 0 && now - lastSnapshot >= interval {
@@ -111,29 +127,15 @@ public final class ProxyServer: @unchecked Sendable {
         for (i, w) in workers.enumerated() {
             let done = stopped
             w.onStopped = { done.signal() }
-            OSThread.start(name: "idlegate-loop-\(i)") { w.loop.run() }
-        }
-    }
-
-    /// One pass of the reaper over Odoo's session files, cross-checked with the live table.
-    func reapSessionFiles(_ reap: ReapConfig) {
-        let table = self.table
-        let reaper = Reaper(sessions: reap.sessionsDir, rules: Reaper.Rules(idle: reap.idle, anonymousIdle: reap.anonymousIdle),
-                            deriver: deriver, now: clock.now()) { table.record($0)?.isEnded ?? false }
-        do {
-            let s = try reaper.run()
-            for (reason, n) in s.deleted where n > 0 { metrics.reaped[reason.rawValue]?.increment(by: Int64(n)) }
-            let by = Reaper.Reason.allCases.map { "\(s.deleted[$0] ?? 0) \($0.rawValue)" }.joined(separator: ", ")
-            logger.info("reaped \(s.deletedTotal) of \(s.scanned) Odoo session files in \(reap.sessionsDir) (\(by)); \(s.touchedDuringScan) in use kept")
-            for e in s.errors { logger.error("reap: \(e)") }
-            if s.deletedTotal > 0 || !s.errors.isEmpty {
-                audit.emit(.sessionsReaped) { e in
-                    e.count = s.deletedTotal
-                    e.reason = by + (s.errors.isEmpty ? "" : "; \(s.errors.count) errors")
-                }
+            OSThread.start(name: "idlegate-loop-\(i)") { [self] in
+                guard let e = w.loop.run() else { return }
+                // Nothing on this loop can make progress: close its connections and stop the process
+                // through the normal shutdown (the signal thread drains the other loops), exit status 1.
+                logger.critical("event loop \(i) failed: epoll_wait: \(String(cString: strerror(e))) (errno \(e)); shutting down")
+                lock.withLock { failure = "epoll_wait: \(String(cString: strerror(e)))" }
+                w.finish()
+                kill(getpid(), SIGTERM)
             }
-        } catch {
-            logger.error("reap refused: \(error)")
         }
     }
 

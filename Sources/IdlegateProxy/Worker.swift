@@ -1,39 +1,8 @@
 import Glibc
-import IdlegateConfig
+import IdlegateBase
 import IdlegateHTTP
 import IdlegateIO
 import Logging
-
-/// Settings every connection reads. A class, so that reading it from the hot path costs one reference,
-/// not a copy of every field. Immutable: a reload builds new ones and swaps each worker's reference on
-/// that worker's own thread.
-final class ProxySettings: Sendable {
-    let limits: HTTPLimits
-    let timeouts: Timeouts
-    let trustedProxies: [CIDR]
-    let publicScheme: String
-    /// `host:port` of Odoo's HTTP port: the Host of a forwarded HTTP/1.0 request that had none, since
-    /// idlegate forwards as HTTP/1.1, which requires one (RFC 9112 §3.2), as nginx does.
-    let upstreamAuthority: String
-    let allowedUpgrades: Set<String>
-    let router: Router
-    let enforcer: SessionEnforcer
-
-    init(config: Config, enforcer: SessionEnforcer) {
-        self.enforcer = enforcer
-        limits = config.limits
-        timeouts = config.timeouts
-        trustedProxies = config.trustedProxies
-        publicScheme = config.publicScheme
-        upstreamAuthority = config.upstream.authority
-        allowedUpgrades = Set(config.allowedUpgrades)
-        router = Router(config: config)
-    }
-
-    func isTrusted(_ peer: SocketAddress) -> Bool {
-        trustedProxies.contains { $0.contains(peer.ip) }
-    }
-}
 
 /// One event-loop thread and everything it owns: its connections, its upstream pool, a read buffer
 /// shared by all its connections (only the loop thread touches any of it).
@@ -55,9 +24,10 @@ final class Worker: @unchecked Sendable {
     private(set) var draining = false
     private var drainDeadline: Int64 = .max
     var onStopped: @Sendable () -> Void = {}
+    private var finished = false
 
-    init(settings: ProxySettings, metrics: ProxyMetrics, upstreams: [[SocketAddress]], poolSize: Int, logger: Logger) throws {
-        loop = try EventLoop()
+    init(settings: ProxySettings, metrics: ProxyMetrics, upstreams: [[SocketAddress]], poolSize: Int, clock: Clock, logger: Logger) throws {
+        loop = try EventLoop(clock: clock)
         self.settings = settings
         self.metrics = metrics
         self.logger = logger
@@ -129,7 +99,10 @@ final class Worker: @unchecked Sendable {
         if connections.isEmpty { finish() }
     }
 
-    private func finish() {
+    /// Closes everything and reports the worker stopped (once).
+    func finish() {
+        guard !finished else { return }
+        finished = true
         for c in connections { c.closeNow() }
         counts.flush(into: metrics)
         pool.closeAll()

@@ -1,5 +1,6 @@
 import Dispatch
 import Glibc
+import IdlegateBase
 import IdlegateSessions
 
 /// Cleans Odoo's file session store (`<data_dir>/sessions`): deletes session files idle past a
@@ -69,14 +70,17 @@ public struct Reaper {
     /// (then no key is derived, except to list a dry run).
     let ended: ((SessionKey) -> Bool)?
     let now: Int64
+    /// Times the scan (the summary's seconds).
+    let clock: Clock
 
-    public init(sessions root: String, rules: Rules, deriver: SessionKeyDeriver, now: Int64, ended: ((SessionKey) -> Bool)?) {
+    public init(sessions root: String, rules: Rules, deriver: SessionKeyDeriver, clock: Clock, ended: ((SessionKey) -> Bool)?) {
+        self.clock = clock
+        self.now = clock.now()
         var r = root
         while r.count > 1 && r.hasSuffix("/") { r.removeLast() }
         self.root = r
         self.rules = rules
         self.deriver = deriver
-        self.now = now
         self.ended = ended
     }
 
@@ -85,7 +89,7 @@ public struct Reaper {
     public func run() throws -> Summary {
         var summary = Summary()
         summary.dryRun = rules.dryRun
-        let start = Self.monotonic()
+        let start = clock.nanos()
         let top = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard top >= 0 else {
             throw Refused(description: "\(root): cannot open as a directory (\(String(cString: strerror(errno))); symlinks are not followed)")
@@ -123,7 +127,7 @@ public struct Reaper {
             work.parts[t] = part
         }
         for part in parts { summary.merge(part) }
-        summary.seconds = Double(Self.monotonic() - start) / 1e9
+        summary.seconds = Double(clock.nanos() - start) / 1e9
         return summary
     }
 
@@ -294,11 +298,6 @@ public struct Reaper {
 
     static func millis(_ t: timespec) -> Int64 { Int64(t.tv_sec) * 1000 + Int64(t.tv_nsec) / 1_000_000 }
 
-    static func monotonic() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
-    }
 }
 
 extension Reaper.Summary {

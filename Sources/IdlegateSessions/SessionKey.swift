@@ -1,4 +1,5 @@
 import COpenSSL
+import IdlegateBase
 
 /// What idlegate knows a session by: HMAC-SHA256 over the id's first 42 characters (the whole id for
 /// 40-hex ids; Odoo 19 keeps those 42 across its 3-hourly rotation), truncated to 128 bits. The raw id
@@ -14,11 +15,7 @@ public struct SessionKey: Hashable, Sendable, CustomStringConvertible {
 
     /// 32 lower-case hex digits.
     public var description: String {
-        func hex(_ v: UInt64) -> String {
-            let s = String(v, radix: 16)
-            return String(repeating: "0", count: 16 - s.count) + s
-        }
-        return hex(hi) + hex(lo)
+        Hex.encode(withUnsafeBytes(of: hi.bigEndian) { Array($0) } + withUnsafeBytes(of: lo.bigEndian) { Array($0) })
     }
 
     /// The part of a session id that names the session: 42 characters, or the whole 40-hex id.

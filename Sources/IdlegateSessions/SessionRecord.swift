@@ -36,10 +36,10 @@ public struct SessionRecord: Sendable, Equatable {
 
     /// Holds the session to `limits` from now on, if they are stricter.
     public mutating func tighten(_ limits: SessionLimits) {
-        let i = Int32Millis(limits.idle)
-        if i.value < idle.value { idle = i }
-        let m = Int32Millis(limits.maxLifetime)
-        if m.value != 0 && (maxLifetime.value == 0 || m.value < maxLifetime.value) { maxLifetime = m }
+        // Compared in milliseconds: the stored form is negative (seconds) above ~24.8 days.
+        if limits.idle < idle.millis { idle = Int32Millis(limits.idle) }
+        let m = limits.maxLifetime
+        if m != 0 && (maxLifetime.millis == 0 || m < maxLifetime.millis) { maxLifetime = Int32Millis(m) }
     }
 
     /// Why the session is over at `now`, if it is.

@@ -1,4 +1,4 @@
-import Glibc
+import IdlegateBase
 import Synchronization
 
 /// The lock-striped in-memory session table: many stripes, each its own lock and map, so threads
@@ -8,9 +8,9 @@ public final class SessionTable: SessionStore, @unchecked Sendable {
     /// One stripe: a lock and its map, padded to two cache lines so that no two stripes' locks share
     /// a line (two threads touching different sessions never bounce a line between cores).
     struct Stripe {
-        var lock = pthread_mutex_t()
+        let lock = Mutex()
         var map = SlotMap()
-        var padding: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+        var padding: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0, 0)
     }
 
     /// The stripes, in one block aligned to 128 bytes. Each is reached through its own pointer, under
@@ -39,10 +39,7 @@ public final class SessionTable: SessionStore, @unchecked Sendable {
         while n < count { n <<= 1 }
         let raw = UnsafeMutableRawPointer.allocate(byteCount: n * MemoryLayout<Stripe>.stride, alignment: 128)
         stripes = raw.bindMemory(to: Stripe.self, capacity: n)
-        for i in 0..<n {
-            (stripes + i).initialize(to: Stripe())
-            pthread_mutex_init(&(stripes + i).pointee.lock, nil)
-        }
+        for i in 0..<n { (stripes + i).initialize(to: Stripe()) }
         stripeCount = n
         mask = n - 1
         perStripe = max(8, maxEntries / n)
@@ -51,7 +48,6 @@ public final class SessionTable: SessionStore, @unchecked Sendable {
     }
 
     deinit {
-        for i in 0..<stripeCount { pthread_mutex_destroy(&(stripes + i).pointee.lock) }
         stripes.deinitialize(count: stripeCount)
         UnsafeMutableRawPointer(stripes).deallocate()
     }
@@ -63,8 +59,9 @@ public final class SessionTable: SessionStore, @unchecked Sendable {
 
     @inline(__always) private func withStripe<R>(at i: Int, _ body: (inout SlotMap) -> R) -> R {
         let s = stripes + i
-        pthread_mutex_lock(&s.pointee.lock)
-        defer { pthread_mutex_unlock(&s.pointee.lock) }
+        let lock = s.pointee.lock
+        lock.lock()
+        defer { lock.unlock() }
         return body(&s.pointee.map)
     }
 

@@ -1,3 +1,4 @@
+import IdlegateConfig
 import Logging
 import Synchronization
 
@@ -32,4 +33,15 @@ struct ReloadableLevelHandler: LogHandler {
     }
 
     func log(event: LogEvent) { inner.log(event: event) }
+}
+
+extension Logger.Level {
+    init(_ level: Config.LogLevel) {
+        switch level {
+        case .debug: self = .debug
+        case .info: self = .info
+        case .warning: self = .warning
+        case .error: self = .error
+        }
+    }
 }

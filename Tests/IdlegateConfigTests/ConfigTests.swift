@@ -1,3 +1,4 @@
+import IdlegateBase
 import Foundation
 import Testing
 @testable import IdlegateConfig
@@ -65,7 +66,7 @@ struct ConfigTests {
         #expect(c.upstream == UpstreamURL(host: "odoo", port: 8069))
         #expect(c.websocketUpstream == UpstreamURL(host: "odoo", port: 8069))
         #expect(c.trustedProxies.map(\.description) == ["10.0.0.0/8"])
-        #expect(c.publicScheme == "https")
+        #expect(c.publicScheme == .https)
         #expect(c.limits.body == 64 << 20)
         #expect(c.limits.headerBytes == 32 << 10)
         #expect(c.timeouts.clientHeader == 5_000)
@@ -144,13 +145,13 @@ struct ShippedConfigTests {
 struct ExampleConfigTests {
     @Test func behindNginx() throws {
         let c = try Config.load(yaml: ShippedConfigTests.read("config/behind-nginx.yaml"))
-        #expect(c.publicScheme == "https" && c.maxLifetime == 12 * 3_600_000 && c.mode == .enforce)
+        #expect(c.publicScheme == .https && c.maxLifetime == 12 * 3_600_000 && c.mode == .enforce)
         #expect(c.websocketUpstream.port == 8072)
     }
 
     @Test func kiosk() throws {
         let c = try Config.load(yaml: ShippedConfigTests.read("config/kiosk.yaml"))
-        #expect(c.unknownSessions == "reject" && c.cookies.sessionOnly)
+        #expect(c.unknownSessions == .reject && c.cookies.sessionOnly)
         #expect(c.policies.map(\.name) == ["warehouse-terminals", "shop-tills"])
         #expect(c.policies[0].idleTimeout == 180_000 && c.policies[0].maxLifetime == 8 * 3_600_000)
         #expect(c.policies[1].match.paths == ["/odoo/point-of-sale", "/pos/"])

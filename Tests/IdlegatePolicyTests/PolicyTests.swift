@@ -1,29 +1,21 @@
-import IdlegateConfig
+import IdlegateBase
 import IdlegateHTTP
+import IdlegateSessions
 import Testing
 @testable import IdlegatePolicy
 
 @Suite("Policies")
 struct PolicyTests {
-    func config() throws -> Config {
-        try Config.load(yaml: """
-        idle_timeout: 15m
-        policies:
-          - name: warehouse
-            match: { cidr: [10.2.0.0/16] }
-            idle_timeout: 3m
-            max_lifetime: 8h
-          - name: kiosk-host
-            match: { host: ["*.kiosk.example"], path: [/odoo/pos] }
-            idle_timeout: 2m
-          - name: audit-reports
-            match: { path: [/report] }
-            mode: audit
-        """)
+    func policies() -> PolicySet {
+        PolicySet([
+            .init(name: "warehouse", mode: .enforce, limits: SessionLimits(idle: 180_000, maxLifetime: 28_800_000), networks: [CIDR(parsing: "10.2.0.0/16")!]),
+            .init(name: "kiosk-host", mode: .enforce, limits: SessionLimits(idle: 120_000), hosts: ["*.kiosk.example"], paths: ["/odoo/pos"]),
+            .init(name: "audit-reports", mode: .audit, limits: SessionLimits(idle: 900_000), paths: ["/report"]),
+        ], fallback: .init(name: "default", mode: .enforce, limits: SessionLimits(idle: 900_000)))
     }
 
     @Test func firstMatchWins() throws {
-        let set = PolicySet(config: try config())
+        let set = policies()
         #expect(set.select(client: [10, 2, 3, 4], host: "erp", path: "/odoo").name == "warehouse")
         #expect(set.select(client: [10, 2, 3, 4], host: "erp", path: "/report/x").name == "warehouse")
         #expect(set.select(client: [192, 168, 1, 1], host: "a.kiosk.example:8069", path: "/odoo/pos/1").name == "kiosk-host")
@@ -45,7 +37,9 @@ struct PolicyTests {
         ("/web/dataset/call_kw/res.partner/read", .activity), ("/odoo/discuss", .activity), ("/", .activity),
     ])
     func routeClasses(_ path: String, _ expected: RouteClass) throws {
-        #expect(RouteClass.Table(config: Config()).classify(path[...]) == expected)
+        let defaultPassive = ["/websocket", "/longpolling", "/bus/", "/calendar/notify", "/web/webclient/version_info",
+                              "/web/static/", "/web/assets/", "/web/image", "/web/content"]
+        #expect(RouteClass.Table(passive: defaultPassive).classify(path[...]) == expected)
     }
 }
 
@@ -73,8 +67,8 @@ struct ExpiryTests {
     }
 
     @Test func hardening() {
-        var s = CookieSettings()
-        let h = CookieHardening(settings: s)
+        var s = CookieHardening.Settings()
+        let h = CookieHardening(s)
         let odoo = "session_id=abc; Expires=Thu, 25 Nov 2027 08:05:46 GMT; Max-Age=604800; HttpOnly; Path=/"
         #expect(h.harden(odoo, https: true) == odoo + "; Secure; SameSite=Lax")
         #expect(h.harden(odoo, https: false) == odoo + "; SameSite=Lax")
@@ -82,11 +76,11 @@ struct ExpiryTests {
         #expect(h.harden("session_id=abc; Path=/", https: false) == "session_id=abc; Path=/; SameSite=Lax; HttpOnly")
         #expect(h.harden("x=1; Secure; SameSite=Strict", https: true) == nil)
         s.sessionOnly = true
-        let kiosk = CookieHardening(settings: s)
+        let kiosk = CookieHardening(s)
         #expect(kiosk.harden(odoo, https: true) == "session_id=abc; HttpOnly; Path=/; Secure; SameSite=Lax")
-        s.sameSite = "None"
+        s.sameSite = .none
         s.sessionOnly = false
-        #expect(CookieHardening(settings: s).harden("x=1", https: false) == nil)  // None needs Secure
-        #expect(CookieHardening(settings: s).harden("x=1", https: true) == "x=1; Secure; SameSite=None")
+        #expect(CookieHardening(s).harden("x=1", https: false) == nil)  // None needs Secure
+        #expect(CookieHardening(s).harden("x=1", https: true) == "x=1; Secure; SameSite=None")
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import IdlegateBase
 import IdlegateSessions
 import Testing
 @testable import IdlegateReaper
@@ -61,7 +62,7 @@ struct ReaperTests {
     }
 
     func reap(_ tree: Tree, rules: Reaper.Rules = ReaperTests.rules, ended: @escaping (SessionKey) -> Bool = { _ in false }) throws -> Reaper.Summary {
-        try Reaper(sessions: tree.root, rules: rules, deriver: Self.deriver, now: Self.now, ended: ended).run()
+        try Reaper(sessions: tree.root, rules: rules, deriver: Self.deriver, clock: ManualClock(Self.now), ended: ended).run()
     }
 
     @Test func modernLayoutByAgeAndLoginState() throws {
@@ -148,13 +149,13 @@ struct ReaperTests {
         t.file(t.root + "/passwd", "root:x:0:0", age: 30 * 24 * Self.hour)
         #expect(throws: Reaper.Refused.self) { try reap(t) }
         #expect(t.exists(t.root + "/passwd"))
-        #expect(throws: Reaper.Refused.self) { try Reaper(sessions: "/nonexistent-\(UUID())", rules: Self.rules, deriver: Self.deriver, now: Self.now) { _ in false }.run() }
+        #expect(throws: Reaper.Refused.self) { try Reaper(sessions: "/nonexistent-\(UUID())", rules: Self.rules, deriver: Self.deriver, clock: ManualClock(Self.now)) { _ in false }.run() }
         // A symlink to a sessions directory is not followed either.
         let real = Tree()
         let link = NSTemporaryDirectory() + "link-\(UUID().uuidString)"
         symlink(real.root, link)
         defer { unlink(link) }
-        #expect(throws: Reaper.Refused.self) { try Reaper(sessions: link, rules: Self.rules, deriver: Self.deriver, now: Self.now) { _ in false }.run() }
+        #expect(throws: Reaper.Refused.self) { try Reaper(sessions: link, rules: Self.rules, deriver: Self.deriver, clock: ManualClock(Self.now)) { _ in false }.run() }
     }
 
     @Test func summaryJSONEscapesErrors() throws {

@@ -1,4 +1,5 @@
 import Glibc
+import IdlegateBase
 import Testing
 @testable import IdlegateSessions
 
@@ -86,6 +87,31 @@ struct SessionTableTests {
         } else {
             Issue.record("the kiosk's 3 min window did not stick")
         }
+    }
+
+    /// Regression: windows and lifetimes above ~24.8 days are stored as negative seconds, and comparing
+    /// the stored form loosened a 7-day lifetime to 30 days and let a 30-day window ignore 15 minutes.
+    @Test func longWindowsAndLifetimesTightenToo() {
+        let day: Int64 = 86_400_000
+        var r = SessionRecord(started: 0, lastActive: 0, limits: SessionLimits(idle: 30 * day, maxLifetime: 30 * day))
+        r.tighten(SessionLimits(idle: 15 * 60_000, maxLifetime: 7 * day))
+        #expect(r.idle.millis == 15 * 60_000)
+        #expect(r.maxLifetime.millis == 7 * day)
+        r.tighten(SessionLimits(idle: 30 * day, maxLifetime: 30 * day))  // never loosened again
+        #expect(r.idle.millis == 15 * 60_000)
+        #expect(r.maxLifetime.millis == 7 * day)
+        var none = SessionRecord(started: 0, lastActive: 0, limits: SessionLimits(idle: 60_000))
+        none.tighten(SessionLimits(idle: 60_000, maxLifetime: 40 * day))
+        #expect(none.maxLifetime.millis == 40 * day)
+
+        let clock = ManualClock()
+        let t = SessionTable(longestWindow: 30 * day)
+        let k = key(40)
+        t.start(k, now: clock.now(), limits: SessionLimits(idle: 30 * day, maxLifetime: 30 * day))
+        _ = t.check(k, now: clock.now(), limits: fifteen, activity: true, unknown: .adopt)
+        clock.advance(seconds: 901)
+        #expect(t.check(k, now: clock.now(), limits: SessionLimits(idle: 30 * day), activity: true, unknown: .adopt)
+                == .expired(idleFor: 901_000, reason: .idle, window: 900_000))
     }
 
     @Test func absoluteLifetime() {

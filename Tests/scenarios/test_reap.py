@@ -123,7 +123,9 @@ def test_unreadable_file_symlinks_and_junk(store, tmp_path):
     exe = os.path.join(exe_dir, "idlegate")
     shutil.copy(BINARY, exe)
     os.chmod(exe, 0o755)
-    r = subprocess.run(["runuser", "-u", "nobody", "--", exe, "reap", "--sessions", store, "--state-dir", str(tmp_path / "none"), "--json"],
+    # A state directory nobody can see does not exist (a missing key is "no key"; an unreadable one is
+    # an error, see below).
+    r = subprocess.run(["runuser", "-u", "nobody", "--", exe, "reap", "--sessions", store, "--state-dir", os.path.join(exe_dir, "none"), "--json"],
                        capture_output=True, text=True, timeout=60)
     shutil.rmtree(exe_dir, ignore_errors=True)
     assert r.returncode == 0, r.stderr
@@ -133,6 +135,25 @@ def test_unreadable_file_symlinks_and_junk(store, tmp_path):
     assert outside.read_text() == "precious" and os.path.exists(junk)
     assert os.path.islink(os.path.join(store, sid84(7)[:2], sid84(7)))
     assert s["skipped"] == 2
+
+
+def test_a_corrupt_key_file_is_an_error_not_no_key(store, tmp_path):
+    """Regression: the key file was read with errors swallowed, so a corrupt or unreadable one was
+    reported as "no key" and the reap went on with one-off keys."""
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "idlegate.key").write_text("not a secret\n")
+    r = reap("--sessions", store, "--state-dir", str(state), "--dry-run")
+    assert r.returncode == 1
+    assert "not a hex secret" in r.stderr and "idlegate.key" in r.stderr
+    (state / "idlegate.key").write_text("ab" * 32 + "\n")
+    os.chmod(state / "idlegate.key", 0)
+    if os.geteuid() != 0:
+        r = reap("--sessions", store, "--state-dir", str(state), "--dry-run")
+        assert r.returncode == 1 and "cannot read" in r.stderr
+    os.chmod(state / "idlegate.key", 0o600)
+    r = reap("--sessions", store, "--state-dir", str(state), "--dry-run")
+    assert r.returncode == 0, r.stderr
 
 
 def test_refuses_a_directory_that_is_not_odoos(tmp_path):

@@ -43,7 +43,4 @@ int cs_block_signals(void);
 /// Waits for one of the signals blocked above and returns its number (-1 on error).
 int cs_wait_signal(void);
 
-/// Monotonic milliseconds, from CLOCK_MONOTONIC_COARSE: cheap enough to read on every event.
-int64_t cs_monotonic_ms(void);
-
 #endif

@@ -1,20 +1,20 @@
 import Glibc
-import IdlegateSessions
-import Logging
 
 /// The state directory: the session snapshot (and, by default, the key file). Snapshots are written
 /// atomically (a temp file, fsync, rename, fsync of the directory), so a crash at any moment leaves
 /// either the old snapshot or the new one, never a torn file.
-struct StateDirectory {
-    let path: String
-    var snapshotPath: String { path + "/sessions.snapshot" }
+public struct StateDirectory {
+    public let path: String
+    public var snapshotPath: String { path + "/sessions.snapshot" }
 
-    struct Failure: Error, CustomStringConvertible {
-        let description: String
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
     }
 
     /// Creates the directory (mode 0700) and its parents if missing.
-    static func ensure(_ path: String) throws {
+    public init(path: String) { self.path = path }
+
+    public static func ensure(_ path: String) throws {
         var built = path.hasPrefix("/") ? "" : "."
         for part in path.split(separator: "/") {
             built += "/" + part
@@ -29,7 +29,7 @@ struct StateDirectory {
     }
 
     /// Writes the table; returns how many records went out.
-    func save(_ table: SessionTable, logins: [(SessionKey, String)], check: SessionKey, now: Int64) throws -> Int {
+    public func save(_ table: SessionTable, logins: [(SessionKey, String)], check: SessionKey, now: Int64) throws -> Int {
         let tmp = snapshotPath + ".tmp"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw Failure(description: "cannot create \(tmp): \(String(cString: strerror(errno)))") }
@@ -58,18 +58,25 @@ struct StateDirectory {
         return count
     }
 
+    /// What `restore` found, for the caller's log.
+    public enum Restored {
+        /// No snapshot yet (a first start).
+        case none
+        /// Records restored: how many were kept, of how many, the snapshot's age, and its login names
+        /// of the sessions kept.
+        case restored(kept: Int, of: Int, ageSeconds: Int64, logins: [(SessionKey, String)])
+        /// Unreadable, corrupt, truncated or foreign; the message says which and where it went.
+        case refused(String)
+    }
+
     /// Loads the snapshot into `table`. A missing snapshot is a first start; an unreadable, corrupt,
     /// truncated or foreign one is refused loudly, set aside as `sessions.snapshot.rejected` (so the
     /// next snapshot does not overwrite the evidence), and the table starts empty.
-    func restore(into table: SessionTable, logins: SessionLogins, check: SessionKey, now: Int64, logger: Logger) {
+    public func restore(into table: SessionTable, check: SessionKey, now: Int64) -> Restored {
         let fd = open(snapshotPath, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
-            if errno == ENOENT {
-                logger.info("no session snapshot in \(path) (first start): starting with an empty session table")
-            } else {
-                logger.error("session snapshot \(snapshotPath) unreadable: \(String(cString: strerror(errno))); starting with an EMPTY session table")
-            }
-            return
+            if errno == ENOENT { return .none }
+            return .refused("session snapshot \(snapshotPath) unreadable: \(String(cString: strerror(errno)))")
         }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1 << 20)
@@ -84,13 +91,12 @@ struct StateDirectory {
             let contents = try SessionSnapshot.read(bytes, check: check)
             var kept = 0
             for (k, r) in contents.records where table.restore(k, r, now: now) { kept += 1 }
-            for (k, name) in contents.logins where table.record(k) != nil { logins.set(k, name) }
-            let age = max(0, now - contents.written) / 1000
-            logger.notice("restored \(kept) of \(contents.records.count) session records from \(snapshotPath) (written \(age)s ago; idle time while down counts)")
+            let logins = contents.logins.filter { table.record($0.0) != nil }
+            return .restored(kept: kept, of: contents.records.count, ageSeconds: max(0, now - contents.written) / 1000, logins: logins)
         } catch {
             let aside = snapshotPath + ".rejected"
             rename(snapshotPath, aside)
-            logger.error("session snapshot \(snapshotPath) refused: \(error); moved to \(aside); starting with an EMPTY session table")
+            return .refused("session snapshot \(snapshotPath) refused: \(error); moved to \(aside)")
         }
     }
 }

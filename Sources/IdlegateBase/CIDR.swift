@@ -49,6 +49,7 @@ public struct CIDR: Sendable, Equatable, CustomStringConvertible {
         return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) + "/\(prefix)"
     }
 
+    /// A numeric IPv4 or IPv6 address (no port, no brackets) as 4 or 16 bytes: the one IP parser.
     public static func parseIP(_ text: String) -> [UInt8]? {
         var v4 = in_addr()
         if inet_pton(AF_INET, text, &v4) == 1 { return withUnsafeBytes(of: &v4) { Array($0) } }

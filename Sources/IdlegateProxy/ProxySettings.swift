@@ -1,0 +1,110 @@
+import IdlegateBase
+import IdlegateConfig
+import IdlegateHTTP
+import IdlegateIO
+import IdlegatePolicy
+import IdlegateSessions
+
+/// Settings every connection reads. A class, so that reading it from the hot path costs one reference,
+/// not a copy of every field. Immutable: a reload builds new ones and swaps each worker's reference on
+/// that worker's own thread.
+final class ProxySettings: Sendable {
+    let limits: HTTPLimits
+    let timeouts: Timeouts
+    let trustedProxies: [CIDR]
+    let publicScheme: Config.Scheme
+    /// `host:port` of Odoo's HTTP port: the Host of a forwarded HTTP/1.0 request that had none, since
+    /// idlegate forwards as HTTP/1.1, which requires one (RFC 9112 §3.2), as nginx does.
+    let upstreamAuthority: String
+    let allowedUpgrades: Set<String>
+    let router: Router
+    let gate: SessionGate
+
+    init(config: Config, gate: SessionGate) {
+        self.gate = gate
+        limits = HTTPLimits(config.limits)
+        timeouts = config.timeouts
+        trustedProxies = config.trustedProxies
+        publicScheme = config.publicScheme
+        upstreamAuthority = config.upstream.authority
+        allowedUpgrades = Set(config.allowedUpgrades)
+        router = Router(config: config)
+    }
+
+    func isTrusted(_ peer: SocketAddress) -> Bool {
+        trustedProxies.contains { $0.contains(peer.ip) }
+    }
+}
+
+// The config, read into each layer's own settings: the one place that knows both sides.
+
+extension HTTPLimits {
+    init(_ c: Config.Limits) {
+        self.init()
+        requestLine = c.requestLine
+        headerBytes = c.headerBytes
+        headerCount = c.headerCount
+        body = c.body
+        chunkLine = c.chunkLine
+    }
+}
+
+extension SessionRules {
+    init(config: Config, auditing: Bool) {
+        let legacy: LegacySources
+        switch config.legacySessionSources {
+        case .strip: legacy = .strip
+        case .check: legacy = .check
+        }
+        self.init(policies: PolicySet(config: config), routes: RouteClass.Table(passive: config.passivePaths),
+                  hardening: CookieHardening(CookieHardening.Settings(config.cookies)), unknown: UnknownSessions(config.unknownSessions),
+                  legacy: legacy, destroyInOdoo: config.destroyInOdoo, activityFloor: auditing ? config.audit.activityFloor : .max)
+    }
+}
+
+extension PolicySet {
+    init(config: Config) {
+        func policy(_ p: PolicyConfig) -> Policy {
+            Policy(name: p.name, mode: Mode(p.mode), limits: SessionLimits(idle: p.idleTimeout, maxLifetime: p.maxLifetime),
+                   networks: p.match.cidrs, hosts: p.match.hosts, paths: p.match.paths)
+        }
+        self.init(config.policies.map(policy), fallback: policy(config.defaultPolicy))
+    }
+}
+
+extension PolicySet.Mode {
+    init(_ m: EnforcementMode) {
+        switch m {
+        case .enforce: self = .enforce
+        case .audit: self = .audit
+        case .off: self = .off
+        }
+    }
+}
+
+extension UnknownSessions {
+    init(_ u: Config.UnknownSessions) {
+        switch u {
+        case .adopt: self = .adopt
+        case .reject: self = .reject
+        }
+    }
+}
+
+extension CookieHardening.Settings {
+    init(_ c: CookieSettings) {
+        self.init()
+        harden = c.harden
+        sessionOnly = c.sessionOnly
+        switch c.sameSite {
+        case .lax: sameSite = .lax
+        case .strict: sameSite = .strict
+        case .none: sameSite = .none
+        }
+        switch c.secure {
+        case .auto: secure = .auto
+        case .always: secure = .always
+        case .never: secure = .never
+        }
+    }
+}
