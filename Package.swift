@@ -79,6 +79,10 @@ let package = Package(
         .testTarget(name: "IdlegateAuditTests", dependencies: ["IdlegateBase", "IdlegateAudit"]),
         .testTarget(name: "IdlegateReaperTests", dependencies: ["IdlegateBase", "IdlegateReaper", "IdlegateSessions"]),
         .testTarget(name: "IdlegateAdminTests", dependencies: ["IdlegateAdmin", "IdlegateSessions", "IdlegateHTTP"]),
+        .testTarget(name: "IdlegateProxyTests", dependencies: [
+            "IdlegateProxy", "IdlegateBase", "IdlegateConfig", "IdlegateHTTP", "IdlegatePolicy", "IdlegateSessions", "IdlegateAudit",
+            "StoreConformance", .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "IdlegatePolicyTests", dependencies: ["IdlegateBase", "IdlegatePolicy", "IdlegateHTTP", "IdlegateSessions"]),
     ],
     swiftLanguageModes: [.v6]

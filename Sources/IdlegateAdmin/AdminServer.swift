@@ -39,86 +39,191 @@ public struct AdminBackend: Sendable {
     }
 }
 
-/// The admin listener: one thread accepting, each request answered on a dispatch queue with socket
-/// timeouts, at most `maxInFlight` at a time, one request per connection. It never proxies.
+/// The admin listener, on an event loop of its own (the proxy's loop machinery): connections are
+/// non-blocking, and the whole request head has `headTimeout` to arrive, so clients trickling bytes
+/// hold no thread and no slot — `/healthz` answers under any number of them (up to `maxConnections`
+/// open at once; past that, new ones are closed at once). Answers are made on a dispatch queue (a
+/// reload, a readiness probe's connect) and written back on the loop. One request per connection.
 public final class AdminServer: @unchecked Sendable {
     let fd: Int32
     let backend: AdminBackend
-    let maxInFlight = 8
-    private let slots: DispatchSemaphore
-    private let queue = DispatchQueue(label: "idlegate-admin", attributes: .concurrent)
+    let loop: EventLoop
+    /// From the first byte a client may send to its last head byte. As the proxy's header timeout.
+    static let headTimeout: Int64 = 5_000
+    /// Writing the answer to a client that does not read.
+    static let writeTimeout: Int64 = 5_000
+    static let maxConnections = 1024
+    static let limits: HTTPLimits = {
+        var limits = HTTPLimits()
+        limits.requestLine = 4096
+        limits.headerBytes = 16 * 1024
+        limits.headerCount = 64
+        return limits
+    }()
 
-    public init(listen text: String, backend: AdminBackend) throws {
+    private let queue = DispatchQueue(label: "idlegate-admin", attributes: .concurrent)
+    private var connections: [Int32: AdminConnection] = [:]
+    private var listener: AdminListener?
+
+    public init(listen text: String, backend: AdminBackend, clock: Clock = SystemClock()) throws {
         guard let address = try SocketAddress.resolve(text).first else { throw IOError("resolve \(text)") }
-        fd = try Socket.listen(on: address, reusePort: false, backlog: 64)
+        fd = try Socket.listen(on: address, reusePort: false, backlog: 512)
         self.backend = backend
-        slots = DispatchSemaphore(value: maxInFlight)
+        loop = try EventLoop(clock: clock, tickMillis: 100)
     }
 
     public var port: UInt16? { Socket.localPort(fd) }
 
     public func start() {
-        OSThread.start(name: "idlegate-admin") { [self] in
-            var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            while true {
-                guard poll(&p, 1, 1000) > 0 else { continue }
-                while let (cfd, _) = try? Socket.accept(fd) {
-                    // Blocking from here, with timeouts: a silent client costs one slot for 5 s.
-                    _ = fcntl(cfd, F_SETFL, fcntl(cfd, F_GETFL) & ~O_NONBLOCK)
-                    var tv = timeval(tv_sec: 5, tv_usec: 0)
-                    setsockopt(cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-                    setsockopt(cfd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-                    guard slots.wait(timeout: .now()) == .success else {
-                        Self.send(cfd, AdminResponse(status: 503, json: #"{"error": "busy"}"#))
-                        close(cfd)
-                        continue
-                    }
-                    queue.async { [self] in
-                        serve(cfd)
-                        close(cfd)
-                        slots.signal()
-                    }
-                }
-            }
+        let l = AdminListener(server: self)
+        listener = l
+        loop.onTick = { [unowned self] now in
+            for c in connections.values where now >= c.deadline { c.timedOut() }
         }
+        do {
+            try loop.registerListener(fd: fd, handler: l)
+        } catch {
+            return
+        }
+        OSThread.start(name: "idlegate-admin") { [self] in _ = loop.run() }
     }
 
-    /// Reads one request head (and a small body, which is ignored) and answers it.
-    func serve(_ cfd: Int32) {
-        var limits = HTTPLimits()
-        limits.requestLine = 4096
-        limits.headerBytes = 16 * 1024
-        limits.headerCount = 64
-        var parser = HeadParser(kind: .request, limits: limits)
-        var bytes: [UInt8] = []
+    func accepted(_ cfd: Int32) {
+        guard connections.count < Self.maxConnections else {
+            close(cfd)
+            return
+        }
+        let c = AdminConnection(fd: cfd, server: self)
+        do {
+            try loop.register(fd: cfd, handler: c)
+        } catch {
+            close(cfd)
+            return
+        }
+        connections[cfd] = c
+        c.handleEvents(Events.readable)
+    }
+
+    func closed(_ c: AdminConnection) {
+        loop.deregister(fd: c.fd)
+        connections[c.fd] = nil
+        close(c.fd)
+    }
+
+    /// Answers `head` off the loop, then hands the bytes back to the connection on the loop.
+    func answer(_ head: RequestHead, for c: AdminConnection) {
+        let backend = self.backend
+        let loop = self.loop
+        let target = Unretained(c)
+        queue.async {
+            let bytes = AdminRouter(backend: backend).answer(head).bytes
+            loop.execute { target.value.write(bytes) }
+        }
+    }
+}
+
+/// Accepts admin connections (level-triggered, a batch per wake-up).
+final class AdminListener: EventHandler {
+    unowned let server: AdminServer
+    init(server: AdminServer) { self.server = server }
+
+    func handleEvents(_ events: UInt32) {
+        for _ in 0..<64 {
+            guard let (cfd, _) = try? Socket.accept(server.fd) else { return }
+            server.accepted(cfd)
+        }
+    }
+}
+
+/// One admin request: its head read without blocking, under one deadline; its answer written the same way.
+final class AdminConnection: EventHandler {
+    let fd: Int32
+    unowned let server: AdminServer
+    var deadline: Int64
+    private var parser = RequestHeadParser(limits: AdminServer.limits)
+    private var head: [UInt8] = []
+    private var pending: [UInt8] = []
+    private var answering = false
+    private var done = false
+
+    init(fd: Int32, server: AdminServer) {
+        self.fd = fd
+        self.server = server
+        deadline = server.loop.now + AdminServer.headTimeout
+    }
+
+    func handleEvents(_ events: UInt32) {
+        guard !done else { return }
+        if !pending.isEmpty {
+            flush()
+            return
+        }
+        guard !answering else { return }
         var buf = [UInt8](repeating: 0, count: 4096)
         while true {
-            let n = recv(cfd, &buf, buf.count, 0)
-            guard n > 0 else { return }
-            bytes.append(contentsOf: buf[0..<n])
+            let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) { finish(); return }
+            if n < 0 { return }
+            head.append(contentsOf: buf[0..<n])
             do {
-                let result = try bytes.withUnsafeBytes { try parser.parse($0) }
-                if case .request(let head, _) = result {
-                    Self.send(cfd, AdminRouter(backend: backend).answer(head))
+                if let (h, _) = try head.withUnsafeBytes({ try parser.parse($0) }) {
+                    answering = true
+                    head = []
+                    deadline = server.loop.now + AdminServer.writeTimeout
+                    server.answer(h, for: self)
                     return
                 }
             } catch {
                 let status = (error as? HTTPParseError)?.status ?? 400
-                Self.send(cfd, AdminResponse(status: status, json: #"{"error": "bad request"}"#))
+                write(AdminResponse(status: status, json: #"{"error": "bad request"}"#).bytes)
                 return
             }
         }
     }
 
-    static func send(_ cfd: Int32, _ r: AdminResponse) {
-        let out = r.bytes
-        var at = 0
-        while at < out.count {
-            let n = out.withUnsafeBytes { Glibc.send(cfd, $0.baseAddress! + at, out.count - at, Int32(MSG_NOSIGNAL)) }
-            guard n > 0 else { return }
-            at += n
+    /// The head did not arrive in time (408), or the answer could not be written (closed).
+    func timedOut() {
+        if answering || !pending.isEmpty || done {
+            finish()
+        } else {
+            write(AdminResponse(status: 408, json: #"{"error": "request head not complete in time"}"#).bytes)
+            if !pending.isEmpty { finish() }
         }
     }
+
+    func write(_ bytes: [UInt8]) {
+        guard !done else { return }
+        answering = false
+        pending = bytes
+        deadline = server.loop.now + AdminServer.writeTimeout
+        flush()
+    }
+
+    private func flush() {
+        while !pending.isEmpty {
+            let n = pending.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n > 0 {
+                pending.removeFirst(n)
+            } else if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+                return
+            } else {
+                break
+            }
+        }
+        finish()
+    }
+
+    private func finish() {
+        guard !done else { return }
+        done = true
+        server.closed(self)
+    }
+}
+
+/// Carries a loop-confined object through a `@Sendable` hop that lands back on its own loop.
+struct Unretained<T: AnyObject>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }
 
 /// One admin answer.
@@ -143,9 +248,7 @@ struct AdminResponse: Equatable {
     static func == (a: AdminResponse, b: AdminResponse) -> Bool { a.status == b.status && a.body == b.body }
 
     var bytes: [UInt8] {
-        let reasons = [200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
-                       414: "URI Too Long", 431: "Request Header Fields Too Large", 500: "Internal Server Error", 503: "Service Unavailable"]
-        var head = "HTTP/1.1 \(status) \(reasons[status] ?? "Error")\r\nContent-Type: \(contentType)\r\nContent-Length: \(body.count)\r\nCache-Control: no-store\r\nConnection: close\r\n"
+        var head = "HTTP/1.1 \(status) \(HTTPStatus.reason(status))\r\nContent-Type: \(contentType)\r\nContent-Length: \(body.count)\r\nCache-Control: no-store\r\nConnection: close\r\n"
         for (n, v) in extra { head += "\(n): \(v)\r\n" }
         return Array((head + "\r\n").utf8) + body
     }

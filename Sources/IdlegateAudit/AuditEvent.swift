@@ -20,8 +20,11 @@ public struct AuditEvent: Sendable {
         /// An id never seen before, refused (`unknown_sessions: reject`).
         case refused
         case kicked
-        /// A malformed request, answered with an error status and a closed connection.
+        /// A request idlegate answered itself with an error status (malformed, too large, too slow, or
+        /// the shared session layer did not answer) and a closed connection.
         case requestRefused = "request_refused"
+        /// Odoo could not be reached or did not answer in time: idlegate answered 502 or 504.
+        case upstreamFailed = "upstream_failed"
         /// Several Cookie lines or an unusual spelling of `session_id`, forwarded as one canonical line.
         case cookieRewritten = "cookie_rewritten"
         /// Odoo handed out (`Set-Cookie`) an id idlegate holds as ended: the session stays ended, and in

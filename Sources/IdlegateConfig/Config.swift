@@ -210,24 +210,9 @@ public struct UpstreamURL: Sendable, Equatable, CustomStringConvertible {
         guard text.lowercased().hasPrefix("http://") else { return nil }
         var rest = text.dropFirst(7)
         if rest.hasSuffix("/") { rest = rest.dropLast() }
-        guard !rest.isEmpty, !rest.contains("/"), !rest.contains("@") else { return nil }
-        if rest.hasPrefix("[") {
-            guard let close = rest.firstIndex(of: "]") else { return nil }
-            host = String(rest[rest.index(after: rest.startIndex)..<close])
-            let after = rest[rest.index(after: close)...]
-            if after.isEmpty { port = 80 } else {
-                guard after.hasPrefix(":"), let p = UInt16(after.dropFirst()), p > 0 else { return nil }
-                port = p
-            }
-        } else if let colon = rest.lastIndex(of: ":") {
-            host = String(rest[..<colon])
-            guard let p = UInt16(rest[rest.index(after: colon)...]), p > 0 else { return nil }
-            port = p
-        } else {
-            host = String(rest)
-            port = 80
-        }
-        if host.isEmpty { return nil }
+        guard !rest.contains("/"), !rest.contains("@"), let (h, p) = HostPort.split(rest, defaultPort: 80) else { return nil }
+        host = h
+        port = p
     }
 
     /// `host:port`, brackets around an IPv6 literal.

@@ -337,13 +337,13 @@ extension Config {
     /// Checks that hold across keys. Called after the file and again after flags.
     public func validate() throws(ConfigError) {
         if listen.isEmpty { throw ConfigError("listen", "needs at least one address") }
-        for (i, l) in listen.enumerated() where Self.splitHostPort(l) == nil {
+        for (i, l) in listen.enumerated() where HostPort.split(l) == nil {
             throw ConfigError("listen[\(i)]", "\"\(l)\" is not HOST:PORT")
         }
         for (i, p) in websocketPaths.enumerated() where !p.hasPrefix("/") {
             throw ConfigError("websocket_paths[\(i)]", "\"\(p)\" does not start with /")
         }
-        if !adminListen.isEmpty && Self.splitHostPort(adminListen) == nil {
+        if !adminListen.isEmpty && HostPort.split(adminListen) == nil {
             throw ConfigError("admin_listen", "\"\(adminListen)\" is not HOST:PORT (or empty for no admin API)")
         }
         if snapshotInterval != 0 && snapshotInterval < 1000 {
@@ -357,18 +357,6 @@ extension Config {
         }
     }
 
-    static func splitHostPort(_ text: String) -> (String, UInt16)? {
-        if text.hasPrefix("[") {
-            guard let close = text.firstIndex(of: "]") else { return nil }
-            let rest = text[text.index(after: close)...]
-            guard rest.hasPrefix(":"), let p = UInt16(rest.dropFirst()), p > 0 else { return nil }
-            return (String(text[text.index(after: text.startIndex)..<close]), p)
-        }
-        guard let colon = text.lastIndex(of: ":") else { return nil }
-        let host = text[..<colon]
-        guard !host.isEmpty, !host.contains(":"), let p = UInt16(text[text.index(after: colon)...]), p > 0 else { return nil }
-        return (String(host), p)
-    }
 
     // MARK: value readers, each naming its key on error
 

@@ -10,31 +10,42 @@ public enum BodyFraming: Sendable, Equatable {
     case untilClose
 }
 
-extension RequestHead {
-    /// The request's body framing, refusing every ambiguous shape (RFC 9112 §6.1–§6.3, and the request
-    /// smuggling cases of §11.2). Odoo accepts no transfer coding but chunked, so anything else is 501.
-    public func framing(limits: HTTPLimits) throws(HTTPParseError) -> BodyFraming {
+extension BodyFraming {
+    /// The framing the fields declare, one rule set for requests and responses (RFC 9112 §6.1, §6.3, and
+    /// the smuggling shapes of §11.2): Transfer-Encoding only as a single `chunked` (`otherCoding` is
+    /// the status for any other coding), never with Content-Length, never in HTTP/1.0; one Content-Length
+    /// of plain digits. Nil when neither field is present.
+    static func declared(_ fields: HTTPFields, version: HTTPVersion, message: String, otherCoding: Int) throws(HTTPParseError) -> BodyFraming? {
         let te = fields.indices(of: .transferEncoding)
         let cl = fields.indices(of: .contentLength)
         if !te.isEmpty {
             // §6.1: a server MAY reject TE with CL; both present is the classic smuggling shape.
             if !cl.isEmpty { throw .bad("Transfer-Encoding together with Content-Length") }
-            // §6.1: TE in an HTTP/1.0 request means the message is faulty.
-            if version == .http10 { throw .bad("Transfer-Encoding in an HTTP/1.0 request") }
+            // §6.1: TE in an HTTP/1.0 message means the message is faulty.
+            if version == .http10 { throw .bad("Transfer-Encoding in an HTTP/1.0 \(message)") }
             guard te.count == 1 else { throw .bad("more than one Transfer-Encoding field") }
             let codings = fields.value(at: te[0]).split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingOWS() }
             guard codings.count == 1, codings[0].lowercased() == "chunked" else {
                 if codings.contains(where: { $0.isEmpty }) { throw .bad("malformed Transfer-Encoding") }
-                throw HTTPParseError(501, "transfer coding other than chunked")
+                throw HTTPParseError(otherCoding, "transfer coding other than chunked")
             }
             return .chunked
         }
-        if cl.isEmpty { return .none }
+        if cl.isEmpty { return nil }
         // §6.3 rule 5: several or list-valued Content-Length fields are refused, even when equal.
         guard cl.count == 1 else { throw .bad("more than one Content-Length field") }
-        let n = try Self.contentLength(fields.valueBytes(at: cl[0]))
-        if n > limits.body { throw HTTPParseError(413, "request body larger than the limit") }
+        let n = try RequestHead.contentLength(fields.valueBytes(at: cl[0]))
         return n == 0 ? .none : .length(n)
+    }
+}
+
+extension RequestHead {
+    /// The request's body framing, refusing every ambiguous shape (RFC 9112 §6.1–§6.3, and the request
+    /// smuggling cases of §11.2). Odoo accepts no transfer coding but chunked, so anything else is 501.
+    public func framing(limits: HTTPLimits) throws(HTTPParseError) -> BodyFraming {
+        guard let f = try BodyFraming.declared(fields, version: version, message: "request", otherCoding: 501) else { return .none }
+        if case .length(let n) = f, n > limits.body { throw HTTPParseError(413, "request body larger than the limit") }
+        return f
     }
 
     /// 1*DIGIT, at most 18 of them (no sign, no spaces, no commas, no overflow).
@@ -63,19 +74,7 @@ extension ResponseHead {
         if requestMethod == "HEAD" || (100..<200).contains(status) || status == 204 || status == 304 {
             return .none
         }
-        let te = fields.indices(of: .transferEncoding)
-        let cl = fields.indices(of: .contentLength)
-        if !te.isEmpty {
-            if !cl.isEmpty { throw .bad("Transfer-Encoding together with Content-Length") }
-            if version == .http10 { throw .bad("Transfer-Encoding in an HTTP/1.0 response") }
-            guard te.count == 1 else { throw .bad("more than one Transfer-Encoding field") }
-            let codings = fields.value(at: te[0]).split(separator: ",").map { $0.trimmingOWS().lowercased() }
-            guard codings == ["chunked"] else { throw .bad("transfer coding other than chunked") }
-            return .chunked
-        }
-        if cl.isEmpty { return .untilClose }
-        guard cl.count == 1 else { throw .bad("more than one Content-Length field") }
-        let n = try RequestHead.contentLength(fields.valueBytes(at: cl[0]))
-        return n == 0 ? .none : .length(n)
+        // An upstream's other transfer coding is as malformed as any other framing error here (502).
+        return try BodyFraming.declared(fields, version: version, message: "response", otherCoding: 400) ?? .untilClose
     }
 }

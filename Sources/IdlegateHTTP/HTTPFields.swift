@@ -24,8 +24,6 @@ public struct HTTPFields: Sendable, Equatable {
     }
 
     public var count: Int { entries.count }
-    /// Bytes of names and values together (a size hint for writing the fields out).
-    public var byteCount: Int { storage.count + entries.count * 4 }
     public var isEmpty: Bool { entries.isEmpty }
 
     public func name(at i: Int) -> String { String(decoding: storage[entries[i].name], as: UTF8.self) }
@@ -114,18 +112,6 @@ public struct HTTPFields: Sendable, Equatable {
             return !other
         }
         return other
-    }
-
-    public mutating func remove(_ known: FieldName) {
-        entries.removeAll { $0.known == known }
-    }
-
-    /// Removes every field for which `predicate(index, tag)` holds (indices are those before removal).
-    public mutating func removeAll(where predicate: (Int, FieldName) -> Bool) {
-        var kept: [Entry] = []
-        kept.reserveCapacity(entries.count)
-        for (i, e) in entries.enumerated() where !predicate(i, e.known) { kept.append(e) }
-        entries = kept
     }
 
     /// Whether field `i` is called `lowercased` (which must be given in lower case).

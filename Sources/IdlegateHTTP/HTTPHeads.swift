@@ -72,14 +72,6 @@ public struct ResponseHead: Sendable, Equatable {
         return version == .http11 || fields.containsToken(.connection, "keep-alive")
     }
 
-    /// Serialises the head for the client: always `HTTP/1.1`, whatever the upstream spoke.
-    public func write(into out: inout [UInt8]) {
-        writeStatusLine(into: &out)
-        fields.write(into: &out)
-        out.append(.cr)
-        out.append(.lf)
-    }
-
     /// `HTTP/1.1 status reason\r\n`.
     public func writeStatusLine(into out: inout [UInt8]) {
         out.append(contentsOf: "HTTP/1.1 ".utf8)

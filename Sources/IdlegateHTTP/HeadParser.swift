@@ -31,7 +31,6 @@ public struct HeadParser: Sendable {
     }
 
     /// Whether any byte of a message has been seen (leading empty lines do not count).
-    public var hasStarted: Bool { scanned > headStart }
 
     /// Checks the bytes not yet checked. `input` must start where the message starts and hold every
     /// byte given before (plus new ones).
@@ -235,4 +234,33 @@ public struct HeadParser: Sendable {
         for c in h.utf8 where !ByteClass.isHostChar(c) { return false }
         return true
     }
+}
+
+/// The request side of `HeadParser`: a head and the bytes it took, or nil while it is incomplete.
+public struct RequestHeadParser: Sendable {
+    private var engine: HeadParser
+
+    public init(limits: HTTPLimits) { engine = HeadParser(kind: .request, limits: limits) }
+
+    /// See `HeadParser.parse`: `input` starts where the head starts and holds every byte so far.
+    public mutating func parse(_ input: UnsafeRawBufferPointer) throws(HTTPParseError) -> (head: RequestHead, length: Int)? {
+        guard case .request(let head, let length) = try engine.parse(input) else { return nil }
+        return (head, length)
+    }
+
+    public mutating func reset() { engine.reset() }
+}
+
+/// The response side of `HeadParser`.
+public struct ResponseHeadParser: Sendable {
+    private var engine: HeadParser
+
+    public init(limits: HTTPLimits) { engine = HeadParser(kind: .response, limits: limits) }
+
+    public mutating func parse(_ input: UnsafeRawBufferPointer) throws(HTTPParseError) -> (head: ResponseHead, length: Int)? {
+        guard case .response(let head, let length) = try engine.parse(input) else { return nil }
+        return (head, length)
+    }
+
+    public mutating func reset() { engine.reset() }
 }

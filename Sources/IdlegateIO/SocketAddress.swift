@@ -28,29 +28,9 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { isIPv6 ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
-    /// Splits `host:port` or `[v6]:port`; nil when the shape is wrong or the port is not 1–65535.
-    public static func splitHostPort(_ text: String) -> (host: String, port: UInt16)? {
-        let host: Substring
-        let portText: Substring
-        if text.hasPrefix("[") {
-            guard let close = text.firstIndex(of: "]") else { return nil }
-            host = text[text.index(after: text.startIndex)..<close]
-            let rest = text[text.index(after: close)...]
-            guard rest.hasPrefix(":") else { return nil }
-            portText = rest.dropFirst()
-        } else {
-            guard let colon = text.lastIndex(of: ":") else { return nil }
-            host = text[..<colon]
-            portText = text[text.index(after: colon)...]
-            if host.contains(":") { return nil }  // a bare IPv6 address needs brackets
-        }
-        guard !host.isEmpty, let port = UInt16(portText), port > 0 else { return nil }
-        return (String(host), port)
-    }
-
     /// Resolves `host:port` to addresses: numeric ones directly, names through getaddrinfo.
     public static func resolve(_ text: String) throws -> [SocketAddress] {
-        guard let (host, port) = splitHostPort(text) else {
+        guard let (host, port) = HostPort.split(text) else {
             throw AddressError("\"\(text)\" is not HOST:PORT")
         }
         if let ip = CIDR.parseIP(host) { return [SocketAddress(ip: ip, port: port)] }

@@ -1,4 +1,5 @@
 import IdlegateBase
+import IdlegateHTTP
 import IdlegateSessions
 
 /// The policies of a config, ready for the request path: the first named policy whose match holds,
@@ -22,7 +23,7 @@ public struct PolicySet: Sendable {
         public let limits: SessionLimits
         let networks: [CIDR]
         let hosts: [String]
-        let paths: [String]
+        let paths: [[UInt8]]
 
         public init(name: String, mode: Mode, limits: SessionLimits, networks: [CIDR] = [], hosts: [String] = [], paths: [String] = []) {
             self.name = name
@@ -30,7 +31,7 @@ public struct PolicySet: Sendable {
             self.limits = limits
             self.networks = networks
             self.hosts = hosts.map { $0.lowercased() }
-            self.paths = paths
+            self.paths = paths.map { Array($0.utf8) }
         }
     }
 
@@ -62,7 +63,7 @@ public struct PolicySet: Sendable {
             }
             if !hit { return false }
         }
-        if !m.paths.isEmpty && !m.paths.contains(where: { RouteClass.hasPathPrefix(path, $0) }) { return false }
+        if !m.paths.isEmpty && !PathPrefix.matchesAny(path, m.paths) { return false }
         return true
     }
 

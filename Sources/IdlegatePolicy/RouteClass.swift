@@ -1,3 +1,5 @@
+import IdlegateHTTP
+
 /// What a request path means for its session.
 public enum RouteClass: Sendable, Equatable {
     /// A person's request: checked, and it refreshes the session's clock.
@@ -28,10 +30,10 @@ public enum RouteClass: Sendable, Equatable {
             var path = path
             return path.withUTF8 { p in
                 let p = UnsafeRawBufferPointer(p)
-                if login.contains(where: { RouteClass.hasPathPrefix(p, $0) }) { return .login }
-                if logout.contains(where: { RouteClass.hasPathPrefix(p, $0) }) { return .logout }
+                if login.contains(where: { PathPrefix.matches(p, $0) }) { return .login }
+                if logout.contains(where: { PathPrefix.matches(p, $0) }) { return .logout }
                 if RouteClass.isStatic(p) { return .staticFile }
-                if passive.contains(where: { RouteClass.hasPathPrefix(p, $0) }) { return .passive }
+                if passive.contains(where: { PathPrefix.matches(p, $0) }) { return .passive }
                 return .activity
             }
         }
@@ -47,20 +49,9 @@ public enum RouteClass: Sendable, Equatable {
     /// Routes that end a session in Odoo.
     public static let logoutPaths = ["/web/session/logout", "/web/session/destroy"]
 
-    /// Byte-level `hasPathPrefix`.
-    static func hasPathPrefix(_ path: UnsafeRawBufferPointer, _ prefix: [UInt8]) -> Bool {
-        guard path.count >= prefix.count else { return false }
-        var i = 0
-        while i < prefix.count {
-            if path[i] != prefix[i] { return false }
-            i += 1
-        }
-        return path.count == prefix.count || prefix.last == UInt8(ascii: "/") || path[prefix.count] == UInt8(ascii: "/")
-    }
-
     /// `/web/assets/…` or `/<module>/static/…`.
     static func isStatic(_ p: UnsafeRawBufferPointer) -> Bool {
-        if hasPathPrefix(p, webAssets) { return true }
+        if PathPrefix.matches(p, webAssets) { return true }
         guard p.count > 1, p[0] == UInt8(ascii: "/") else { return false }
         var i = 1
         while i < p.count && p[i] != UInt8(ascii: "/") { i += 1 }
@@ -72,12 +63,4 @@ public enum RouteClass: Sendable, Equatable {
     static let staticSlash = Array("static/".utf8)
 
 
-    /// `prefix` matches itself and what lies below it: `/web/login` matches `/web/login` and
-    /// `/web/login/x`, not `/web/loginx`; a prefix ending in `/` matches anything under it.
-    public static func hasPathPrefix(_ path: Substring, _ prefix: String) -> Bool {
-        guard path.hasPrefix(prefix) else { return false }
-        if prefix.hasSuffix("/") || path.utf8.count == prefix.utf8.count { return true }
-        let next = path.utf8[path.utf8.index(path.utf8.startIndex, offsetBy: prefix.utf8.count)]
-        return next == UInt8(ascii: "/")
-    }
 }

@@ -20,7 +20,6 @@ final class Exchange {
     let clientVersion: HTTPVersion
     var keepAlive: Bool
 
-    var upstream: UpstreamConnection?
     /// The request as parsed: its forwarded head is written from it (again, for the one retry a request
     /// that met a pooled connection Odoo had just closed gets).
     let request: RequestHead
@@ -41,7 +40,7 @@ final class Exchange {
     let requestChunked: Bool
     var requestBodyBytes: Int64 = 0
 
-    var responseParser: HeadParser
+    var responseParser: ResponseHeadParser
     /// Response head bytes that arrived split across reads.
     var responseHeadBytes = ByteBuffer()
     var sawResponseByte = false
@@ -52,6 +51,11 @@ final class Exchange {
     var responseDone = false
     var upstreamReusable = true
     var switchToTunnel = false
+
+    /// `METHOD /path` for log lines (no query).
+    var describe: String { Self.describe(method, logPath) }
+
+    static func describe(_ method: String, _ path: Substring) -> String { method + " " + path }
 
     init(head: RequestHead, path: Substring, upgrade: String?, session: Verdict, framing: BodyFraming, upstreamIndex: Int, keepAlive: Bool, limits: HTTPLimits) {
         self.session = session
@@ -64,7 +68,7 @@ final class Exchange {
         self.keepAlive = keepAlive
         requestBody = BodyDecoder(framing, limits: limits)
         requestChunked = framing == .chunked
-        responseParser = HeadParser(kind: .response, limits: limits)
+        responseParser = ResponseHeadParser(limits: limits)
         if head.method == "POST" && framing != .none {
             if path == RouteClass.loginForm {
                 loginBody = []

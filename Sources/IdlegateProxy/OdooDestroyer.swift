@@ -25,6 +25,8 @@ final class OdooDestroyer {
     /// Bound on calls waiting, so a flood of expired ids cannot grow memory without limit.
     static let maxPending = 10_000
 
+    // The worker creates its destroyer and keeps it for its whole life (workers live as long as the
+    // process), so the back reference needs no counting.
     unowned(unsafe) let worker: Worker
     let addresses: [SocketAddress]
     private var waiting: [Call] = []
@@ -108,6 +110,8 @@ final class OdooDestroyer {
 final class DestroyConnection: EventHandler {
     let channel: Channel
     let call: OdooDestroyer.Call
+    // A call's connection is held in its destroyer's `inFlight` list until it ends, and the destroyer
+    // lives as long as its worker: it always outlives the connection.
     unowned(unsafe) let owner: OdooDestroyer
     let deadline: Int64
     private var connected = false

@@ -28,7 +28,7 @@ final class ProxySettings: Sendable {
         publicScheme = config.publicScheme
         upstreamAuthority = config.upstream.authority
         allowedUpgrades = Set(config.allowedUpgrades)
-        router = Router(config: config)
+        router = Router(websocketPaths: config.websocketPaths)
     }
 
     func isTrusted(_ peer: SocketAddress) -> Bool {

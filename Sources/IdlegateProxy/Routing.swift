@@ -1,4 +1,4 @@
-import IdlegateConfig
+import IdlegateHTTP
 
 /// Which upstream a path goes to, as Odoo's documented nginx setup does: WebSocket and long-polling
 /// to the gevent port, everything else to the HTTP port.
@@ -8,18 +8,9 @@ struct Router {
 
     let websocketPrefixes: [[UInt8]]
 
-    init(config: Config) { websocketPrefixes = config.websocketPaths.map { Array($0.utf8) } }
+    init(websocketPaths: [String]) { websocketPrefixes = websocketPaths.map { Array($0.utf8) } }
 
     func upstream(for path: Substring) -> Int {
-        for p in websocketPrefixes where Self.matches(path.utf8, prefix: p) { return Self.websocket }
-        return Self.main
-    }
-
-    /// `/websocket` matches `/websocket` and `/websocket/…`, not `/websocketX` (the path has no query).
-    static func matches(_ path: Substring.UTF8View, prefix: [UInt8]) -> Bool {
-        guard path.starts(with: prefix) else { return false }
-        let next = path.index(path.startIndex, offsetBy: prefix.count)
-        if next == path.endIndex || prefix.last == UInt8(ascii: "/") { return true }
-        return path[next] == UInt8(ascii: "/")
+        PathPrefix.matchesAny(path, websocketPrefixes) ? Self.websocket : Self.main
     }
 }

@@ -5,8 +5,13 @@ import IdlegateIO
 final class UpstreamConnection: EventHandler {
     let channel: Channel
     let upstream: Int
+    // Lifetimes, why no reference counting is needed here: `owner` is set by `UpstreamPool.acquire` and
+    // cleared by `release` and `close`, and a client connection releases or closes its upstream before
+    // it leaves the worker's registry (`ClientConnection.closeNow`), its last strong reference. The pool
+    // belongs to the worker, which lives as long as the process and closes every pooled connection
+    // (`closeAll`) when it stops.
     unowned(unsafe) var owner: ClientConnection?
-    unowned(unsafe) let pool: UpstreamPool  // the pool outlives its connections
+    unowned(unsafe) let pool: UpstreamPool
     /// The non-blocking connect has not finished yet.
     var connecting: Bool
     /// It has served a request before (so a failure before any response byte may be a stale close).

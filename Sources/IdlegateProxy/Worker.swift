@@ -8,7 +8,16 @@ import Logging
 /// shared by all its connections (only the loop thread touches any of it).
 final class Worker: @unchecked Sendable {
     let loop: EventLoop
-    var settings: ProxySettings
+    /// The settings every connection of this worker reads; a reload swaps `settingsBox.current`.
+    let settingsBox: SettingsBox
+    var settings: ProxySettings {
+        get { settingsBox.current }
+        set { settingsBox.current = newValue }
+    }
+    /// What connection machines want done; emptied by the connection after each event.
+    let outbox = Outbox()
+    /// The loop's time, as the machines read it (one clock read per wake-up).
+    let loopClock: LoopClock
     let metrics: ProxyMetrics
     /// Request counts since the last tick, added to `metrics` on each tick.
     var counts = WorkerCounts()
@@ -17,8 +26,6 @@ final class Worker: @unchecked Sendable {
     private(set) var destroyer: OdooDestroyer!
     /// Where every read lands first; bytes are copied out only when they must wait.
     let scratch: UnsafeMutableRawBufferPointer
-    /// Where a response's head and body bytes are gathered so that one write sends them.
-    var staging: [UInt8] = []
     private var listeners: [Listener] = []
     private var connections: [ClientConnection] = []
     private(set) var draining = false
@@ -28,12 +35,12 @@ final class Worker: @unchecked Sendable {
 
     init(settings: ProxySettings, metrics: ProxyMetrics, upstreams: [[SocketAddress]], poolSize: Int, clock: Clock, logger: Logger) throws {
         loop = try EventLoop(clock: clock)
-        self.settings = settings
+        settingsBox = SettingsBox(settings)
+        loopClock = LoopClock(loop)
         self.metrics = metrics
         self.logger = logger
         pool = UpstreamPool(loop: loop, addresses: upstreams, maxIdle: poolSize, idleTimeout: settings.timeouts.upstreamIdle)
         scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
-        staging.reserveCapacity(80 * 1024)
         destroyer = OdooDestroyer(worker: self, addresses: upstreams[Router.main])
         loop.onTick = { [unowned self] now in self.tick(now) }
     }
@@ -78,7 +85,7 @@ final class Worker: @unchecked Sendable {
         var i = 0
         while i < connections.count {
             let c = connections[i]
-            if now >= c.deadline { c.timedOut() } else { c.checkTunnel() }
+            c.tick()
             if i < connections.count && connections[i] === c { i += 1 }
         }
         pool.prune(now: now)
@@ -150,4 +157,12 @@ extension Listener {
             worker.logger.error("cannot watch the listener again: \(error)")
         }
     }
+}
+
+/// The loop's time for the connection machines: the clock read once per wake-up, not per event.
+final class LoopClock: Clock, @unchecked Sendable {
+    unowned let loop: EventLoop
+    init(_ loop: EventLoop) { self.loop = loop }
+    func now() -> Int64 { loop.now }
+    func nanos() -> Int64 { loop.clock.nanos() }
 }

@@ -23,9 +23,6 @@ public protocol SessionStore: AnyObject, Sendable {
     /// activity (it moves the clock) or is passive (it is only checked). Expiry marks the record ended.
     func check(_ key: SessionKey, now: Int64, limits: SessionLimits, activity: Bool, unknown: UnknownSessions) -> SessionVerdict
 
-    /// Checks without changing anything (for open WebSocket tunnels and login routes).
-    func peek(_ key: SessionKey, now: Int64) -> SessionVerdict?
-
     /// A session Odoo just created (a new `session_id` in a response): starts it with a fresh clock.
     /// A key held as ended (expired, logged out, kicked) is never started again — Odoo re-sends the
     /// cookie of whatever session it used, so starting on any `Set-Cookie` would revive an ended id —

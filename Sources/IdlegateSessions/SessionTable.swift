@@ -5,17 +5,19 @@ import Synchronization
 /// touching different sessions never wait on each other. A touch writes one timestamp. Locks guard
 /// only map operations: no I/O, no logging, no allocation beyond the map's own.
 public final class SessionTable: SessionStore, @unchecked Sendable {
-    /// One stripe: a lock and its map, padded to two cache lines so that no two stripes' locks share
-    /// a line (two threads touching different sessions never bounce a line between cores).
+    /// One stripe's map, padded to two cache lines so that no two stripes' maps share a line (two
+    /// threads touching different sessions never bounce a line between cores). Its lock is
+    /// `locks[i]`, in a cache line of its own.
     struct Stripe {
-        let lock = Mutex()
         var map = SlotMap()
-        var padding: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var padding: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
     }
 
     /// The stripes, in one block aligned to 128 bytes. Each is reached through its own pointer, under
     /// its own lock: no Swift array is shared and mutated across threads.
     private let stripes: UnsafeMutablePointer<Stripe>
+    /// One lock per stripe; the array itself never changes after init.
+    private let locks: [IdlegateBase.Mutex]
     private let stripeCount: Int
     private let mask: Int
     /// Most records per stripe (`maxEntries / stripes`).
@@ -40,6 +42,7 @@ public final class SessionTable: SessionStore, @unchecked Sendable {
         let raw = UnsafeMutableRawPointer.allocate(byteCount: n * MemoryLayout<Stripe>.stride, alignment: 128)
         stripes = raw.bindMemory(to: Stripe.self, capacity: n)
         for i in 0..<n { (stripes + i).initialize(to: Stripe()) }
+        locks = (0..<n).map { _ in IdlegateBase.Mutex() }
         stripeCount = n
         mask = n - 1
         perStripe = max(8, maxEntries / n)
@@ -58,11 +61,10 @@ public final class SessionTable: SessionStore, @unchecked Sendable {
     }
 
     @inline(__always) private func withStripe<R>(at i: Int, _ body: (inout SlotMap) -> R) -> R {
-        let s = stripes + i
-        let lock = s.pointee.lock
+        let lock = locks[i]
         lock.lock()
         defer { lock.unlock() }
-        return body(&s.pointee.map)
+        return body(&(stripes + i).pointee.map)
     }
 
     public func check(_ key: SessionKey, now: Int64, limits: SessionLimits, activity: Bool, unknown: UnknownSessions) -> SessionVerdict {
@@ -88,16 +90,6 @@ public final class SessionTable: SessionStore, @unchecked Sendable {
         }
     }
 
-    public func peek(_ key: SessionKey, now: Int64) -> SessionVerdict? {
-        withStripe(key) { map in
-            guard let r = map[key] else { return nil }
-            if r.isEnded { return .ended }
-            if let reason = r.expiry(at: now) {
-                return .expired(idleFor: now - r.lastActive, reason: reason, window: reason == .idle ? r.idle.millis : r.maxLifetime.millis)
-            }
-            return .active(idleFor: now - r.lastActive)
-        }
-    }
 
     @discardableResult
     public func start(_ key: SessionKey, now: Int64, limits: SessionLimits) -> Bool {

@@ -20,7 +20,6 @@ public final class LaterConfirmingStore: SessionStore, @unchecked Sendable {
         local.check(key, now: now, limits: limits, activity: activity, unknown: unknown)
     }
 
-    public func peek(_ key: SessionKey, now: Int64) -> SessionVerdict? { local.peek(key, now: now) }
 
     public func start(_ key: SessionKey, now: Int64, limits: SessionLimits) -> Bool { local.start(key, now: now, limits: limits) }
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import BINARY, Client, free_port, wait_port
+from conftest import BINARY, Client, free_port, recv_all, wait_port
 from test_operations import metrics, session_key
 from test_sessions import call_kw, expired, login, page
 
@@ -285,3 +285,19 @@ def test_report_over_a_real_log(prefork_odoo, start_idlegate, audit_path):
     assert "by policy" in table and "default" in table and "admin" in table
     bad = subprocess.run([BINARY, "audit", "report", "/nonexistent.jsonl"], capture_output=True, text=True)
     assert bad.returncode == 1 and "No such file" in bad.stderr
+
+
+def test_answers_idlegate_makes_itself_are_counted_and_audited(prefork_odoo, start_idlegate, audit_path):
+    """Regression: a 408 (head not complete in time) skipped the request count and the audit log."""
+    ig = start_idlegate(prefork_odoo.url, config="timeouts:\n  client_header: 1s\n", extra=("--audit-log", audit_path))
+    before = metrics(ig).get('idlegate_requests_total{route="none",status="4xx"}', 0)
+    s = ig.connect()
+    s.sendall(b"GET /odoo HTTP/1.1\r\nHost: a")
+    data = recv_all(s, timeout=4)
+    assert data.startswith(b"HTTP/1.1 408 ")
+    evs = wait_for(audit_path, lambda e: any(x["event"] == "request_refused" and x.get("status") == 408 for x in e))
+    assert any(x.get("reason") == "request head not complete in time" for x in evs)
+    deadline = time.time() + 3
+    while metrics(ig).get('idlegate_requests_total{route="none",status="4xx"}', 0) < before + 1 and time.time() < deadline:
+        time.sleep(0.1)
+    assert metrics(ig).get('idlegate_requests_total{route="none",status="4xx"}', 0) == before + 1

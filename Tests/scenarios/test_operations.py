@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -258,6 +259,36 @@ def test_health_readiness_and_no_proxying(odoo, start_idlegate):
     status, _, body = ig.admin("GET", "/readyz")
     assert status == 503 and json.loads(body)["ready"] is False
     assert json.loads(body)["detail"] == f"not reachable: {odoo.url}"
+
+
+def test_health_answers_under_a_hundred_slow_clients(odoo, start_idlegate):
+    """Regression: eight clients trickling a head a byte a second took every admin slot, and /healthz
+    answered 503 for as long as they trickled (a liveness probe would restart a healthy proxy)."""
+    ig = start_idlegate(odoo.url)
+    slow = []
+    for _ in range(100):
+        s = socket.create_connection(("127.0.0.1", ig.admin_port), 5)
+        s.sendall(b"GET /heal")
+        slow.append(s)
+    try:
+        for second in range(3):
+            for s in slow:
+                s.sendall(b"t")
+            for path in ("/healthz", "/readyz"):
+                started = time.monotonic()
+                status, _, _ = ig.admin("GET", path, timeout=2)
+                assert status == 200, (path, status)
+                assert time.monotonic() - started < 1.0, path
+            time.sleep(1)
+        # The head has 5 s in all: the tricklers get a 408 and are closed.
+        time.sleep(3)
+        s = slow[0]
+        s.settimeout(3)
+        got = s.recv(4096)
+        assert got.startswith(b"HTTP/1.1 408 "), got[:40]
+    finally:
+        for s in slow:
+            s.close()
 
 
 def test_readiness_needs_the_websocket_port_too(odoo, start_idlegate):

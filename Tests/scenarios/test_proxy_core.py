@@ -278,6 +278,19 @@ def test_upstream_down_is_502(start_idlegate):
     assert "502" in ig.logs()
 
 
+def test_a_refused_upstream_closes_the_client_at_once(start_idlegate):
+    """Regression: after a complete 502 with Connection: close the client was held open until the
+    connect deadline (5.1 s with the defaults); the stream now ends with the answer, as nginx's does."""
+    from conftest import free_port
+    ig = start_idlegate(f"http://127.0.0.1:{free_port()}")
+    s = ig.connect()
+    started = time.monotonic()
+    s.sendall(GET)
+    data = recv_all(s, timeout=4)
+    assert data.startswith(b"HTTP/1.1 502 ") and data.endswith(b"502 Bad Gateway\n")
+    assert time.monotonic() - started < 1.0
+
+
 def test_malformed_upstream_response_is_502(odoo, start_idlegate):
     ig = start_idlegate(odoo.url)
     c = Client(ig.connect())

@@ -1,0 +1,93 @@
+import IdlegateHTTP
+import IdlegatePolicy
+
+/// What a connection machine asks its driver to do, besides sending bytes.
+enum Action {
+    /// Open a connection to upstream `index` (a pooled one when there is one); the driver answers
+    /// with `upstreamConnected` or `upstreamFailed`.
+    case connect(upstream: Int)
+    /// The exchange is over for the upstream connection: back to the pool when `reusable`, else closed.
+    case releaseUpstream(reusable: Bool)
+    /// Ask the session gate about a request; the driver answers with `verdict`, now or later.
+    case checkSession(SessionRequest)
+    /// End a session in Odoo as well, with the request's Host and forwarding fields.
+    case destroy(DestroyOrder, host: String?, forwarded: [(String, String)])
+    /// After a stale pooled connection: the others of its upstream are probably stale too.
+    case dropIdleUpstreams(Int)
+    /// Odoo answered: count it, and how long it took.
+    case response(route: RouteClass, status: Int, latencyNanos: Int64)
+    /// An answer idlegate made itself: one log line, one count, one audit event (the error funnel).
+    case answered(Answered)
+    /// The upstream failed after the response began: nothing can be answered any more; log the line
+    /// and count the error (the connection is cut: the only honest signal for a truncated response).
+    case upstreamCut(status: Int, line: String)
+    /// A line for the log that is no answer (a client that went away mid-request).
+    case log(String)
+    /// The last answer is out: stop sending (lingering close begins).
+    case shutdownClientWrite
+    /// Close the client connection (and the upstream one, if any) now.
+    case closeClient
+}
+
+extension Action {
+    /// Only reports something (a log line, a count): carried out before the bytes it describes go out.
+    var isReport: Bool {
+        switch self {
+        case .answered, .log, .upstreamCut, .response: return true
+        default: return false
+        }
+    }
+}
+
+/// An answer idlegate made itself, as the error funnel reports it.
+struct Answered: Equatable {
+    enum Cause: Equatable {
+        /// The client sent something idlegate will not forward (400, 413, 414, 431, 501, 505).
+        case refused
+        /// The client was too slow (408).
+        case timeout
+        /// Odoo could not be reached or did not answer in time (502, 504); `websocket` for its gevent port.
+        case upstream(websocket: Bool)
+        /// A shared session layer did not confirm in time (504).
+        case sessionLayer
+        /// An expired or refused session got Odoo's own answer (logged and audited by the session gate).
+        case expiry
+    }
+
+    let status: Int
+    let cause: Cause
+    /// Why, for the log line and the audit event: never request bytes, never a session id.
+    let reason: String
+    /// The session meaning of the request, when one was parsed.
+    let route: RouteClass?
+    /// The request, for the log line (`GET /path`, no query).
+    let request: String?
+}
+
+/// Where a connection machine puts what it wants done: bytes for each side and actions, in order. One
+/// per worker, shared by its connections (one event is handled at a time, and the driver empties the
+/// outbox before the next), so an idle connection holds no buffer of its own.
+final class Outbox {
+    var client: [UInt8] = []
+    var upstream: [UInt8] = []
+    var actions: [Action] = []
+
+    init(capacity: Int = 80 * 1024) {
+        client.reserveCapacity(capacity)
+    }
+
+    var isEmpty: Bool { client.isEmpty && upstream.isEmpty && actions.isEmpty }
+}
+
+/// How long and how much the end of a connection may take. Named so that they are documented once
+/// (README, "Limits").
+enum Linger {
+    /// After the last answer is written and the write side shut, unread client bytes are read and
+    /// dropped for up to this long, so that the kernel does not answer them with a reset that destroys
+    /// the answer before the client reads it (what nginx's `lingering_close` does).
+    static let time: Int64 = 2_000
+    /// ... and up to this many bytes.
+    static let bytes = 1 << 20
+    /// A timeout answer (408) goes to a client that stopped sending; it gets this long to take it.
+    static let timeoutAnswerWrite: Int64 = 1_000
+}
