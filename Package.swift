@@ -68,9 +68,9 @@ let package = Package(
         .executableTarget(name: "table-bench", dependencies: ["IdlegateBase", "IdlegateSessions"], path: "Benchmarks/TableBench"),
         // The differential cookie test's oracle: idlegate's own cookie decision for header sets on
         // stdin, which the test then reads back with every werkzeug version Odoo ships with.
-        .executableTarget(name: "cookie-oracle", dependencies: ["IdlegateHTTP", "IdlegateSessions"], path: "Tests/CookieOracle"),
+        .executableTarget(name: "cookie-oracle", dependencies: ["IdlegateBase", "IdlegateHTTP", "IdlegateSessions"], path: "Tests/CookieOracle"),
         .testTarget(name: "IdlegateIOTests", dependencies: ["IdlegateBase", "IdlegateIO"]),
-        .testTarget(name: "IdlegateHTTPTests", dependencies: ["IdlegateHTTP"]),
+        .testTarget(name: "IdlegateHTTPTests", dependencies: ["IdlegateBase", "IdlegateHTTP"]),
         .testTarget(name: "IdlegateConfigTests", dependencies: ["IdlegateBase", "IdlegateConfig"]),
         // The cases every SessionStore must pass (the memory table now, the Redis layer later), and a
         // store that confirms later on another thread, as the Redis layer will.
@@ -78,7 +78,7 @@ let package = Package(
         .testTarget(name: "IdlegateSessionsTests", dependencies: ["IdlegateBase", "IdlegateSessions", "StoreConformance"]),
         .testTarget(name: "IdlegateAuditTests", dependencies: ["IdlegateBase", "IdlegateAudit"]),
         .testTarget(name: "IdlegateReaperTests", dependencies: ["IdlegateBase", "IdlegateReaper", "IdlegateSessions"]),
-        .testTarget(name: "IdlegateAdminTests", dependencies: ["IdlegateAdmin", "IdlegateSessions", "IdlegateHTTP"]),
+        .testTarget(name: "IdlegateAdminTests", dependencies: ["IdlegateAdmin", "IdlegateBase", "IdlegateSessions", "IdlegateHTTP"]),
         .testTarget(name: "IdlegateProxyTests", dependencies: [
             "IdlegateProxy", "IdlegateBase", "IdlegateConfig", "IdlegateHTTP", "IdlegatePolicy", "IdlegateSessions", "IdlegateAudit",
             "StoreConformance", .product(name: "Logging", package: "swift-log"),
@@ -92,16 +92,16 @@ let package = Package(
 // --sanitize=address`, since libFuzzer provides their `main`.
 if Context.environment["IDLEGATE_FUZZ"] != nil {
     let fuzz: [(String, String, [Target.Dependency])] = [
-        ("fuzz-request-head", "request-head", ["IdlegateHTTP"]),
+        ("fuzz-request-head", "request-head", ["IdlegateBase", "IdlegateHTTP"]),
         ("fuzz-response-head", "response-head", ["IdlegateHTTP"]),
-        ("fuzz-chunked", "chunked", ["IdlegateHTTP"]),
-        ("fuzz-cookie", "cookie", ["IdlegateHTTP", "IdlegateSessions"]),
+        ("fuzz-chunked", "chunked", ["IdlegateBase", "IdlegateHTTP"]),
+        ("fuzz-cookie", "cookie", ["IdlegateBase", "IdlegateHTTP", "IdlegateSessions"]),
         ("fuzz-websocket-frames", "websocket-frames", ["IdlegateHTTP"]),
         ("fuzz-snapshot", "snapshot", ["IdlegateSessions"]),
         ("fuzz-audit-line", "audit-line", ["IdlegateAudit"]),
         ("fuzz-config", "config", ["IdlegateConfig"]),
     ]
-    package.targets.append(.target(name: "FuzzSupport", dependencies: ["IdlegateHTTP"], path: "Fuzz/Support"))
+    package.targets.append(.target(name: "FuzzSupport", dependencies: ["IdlegateBase", "IdlegateHTTP"], path: "Fuzz/Support"))
     for (name, folder, deps) in fuzz {
         package.targets.append(.executableTarget(name: name, dependencies: ["FuzzSupport"] + deps, path: "Fuzz/\(folder)",
                                                  swiftSettings: [.unsafeFlags(["-parse-as-library"])]))

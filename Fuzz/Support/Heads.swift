@@ -1,3 +1,4 @@
+import IdlegateBase
 @testable import IdlegateHTTP
 
 /// What the head parser made of some bytes.

@@ -2,6 +2,7 @@
 // the error) are those of the body decoded whole; data never exceeds the input; and a body that decodes
 // re-encodes (as idlegate re-frames it) to bytes that decode to the same data.
 import FuzzSupport
+import IdlegateBase
 @testable import IdlegateHTTP
 
 @_cdecl("LLVMFuzzerTestOneInput")

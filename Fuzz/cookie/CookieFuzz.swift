@@ -4,6 +4,7 @@
 // sessions; otherwise both readers find in the forwarded line exactly the checked session_id (or none),
 // the same pairs, no name twice, and nothing the client did not send.
 import FuzzSupport
+import IdlegateBase
 @testable import IdlegateHTTP
 import IdlegateSessions
 

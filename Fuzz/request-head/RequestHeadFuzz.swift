@@ -2,6 +2,7 @@
 // crashing; the answer does not depend on how the bytes were split across reads; and a head that parses
 // writes out (as idlegate forwards it) to bytes that parse to the same head.
 import FuzzSupport
+import IdlegateBase
 @testable import IdlegateHTTP
 
 @_cdecl("LLVMFuzzerTestOneInput")

@@ -22,7 +22,7 @@ public struct Config: Sendable, Equatable {
     /// Upgrade protocols that may open a tunnel. Default `websocket` only: an `h2c` upgrade would let
     /// every later request on that connection pass unchecked.
     public var allowedUpgrades: [String] = ["websocket"]
-    public var limits = Limits()
+    public var limits = HTTPLimits()
     public var timeouts = Timeouts()
     /// Idle keep-alive connections kept per upstream per thread. Default 128.
     public var upstreamPoolSize: Int = 128
@@ -121,21 +121,6 @@ extension Config {
     /// Ids never seen before: adopted with a fresh clock, or refused (strict kiosks).
     public enum UnknownSessions: String, Sendable, Equatable { case adopt, reject }
 
-    /// Size limits on what a client or Odoo may send, each with the status crossing it gets.
-    public struct Limits: Sendable, Equatable {
-        /// Longest request line → 414. Default 8 KiB, as nginx's `large_client_header_buffers`.
-        public var requestLine: Int = 8 * 1024
-        /// Most bytes in a whole head, request line included → 431. Default 64 KiB.
-        public var headerBytes: Int = 64 * 1024
-        /// Most header fields in one head → 431. Default 100, as Go's and Apache's limits.
-        public var headerCount: Int = 100
-        /// Largest request body → 413. Default 128 MiB: Odoo attachments and imports fit.
-        public var body: Int64 = 128 * 1024 * 1024
-        /// Longest chunk-size line, extensions included, and longest trailer line → 400. Default 4 KiB.
-        public var chunkLine: Int = 4 * 1024
-
-        public init() {}
-    }
 }
 
 /// Cleaning Odoo's file session store from inside `serve` (`idlegate reap` does it once).

@@ -1,3 +1,5 @@
+import IdlegateBase
+
 /// Reads one message body, whatever its framing, yielding data slices of the input.
 public struct BodyDecoder: Sendable {
     private enum Mode: Sendable {

@@ -1,3 +1,5 @@
+import IdlegateBase
+
 /// How a message body is delimited (RFC 9112 §6).
 public enum BodyFraming: Sendable, Equatable {
     /// No body at all.
@@ -35,7 +37,7 @@ extension BodyFraming {
         // §6.3 rule 5: several or list-valued Content-Length fields are refused, even when equal.
         guard cl.count == 1 else { throw .bad("more than one Content-Length field") }
         let n = try RequestHead.contentLength(fields.valueBytes(at: cl[0]))
-        return n == 0 ? .none : .length(n)
+        return n == 0 ? BodyFraming.none : .length(n)  // spelled out: a bare .none here would be Optional.none
     }
 }
 

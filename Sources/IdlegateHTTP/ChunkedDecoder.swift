@@ -1,3 +1,5 @@
+import IdlegateBase
+
 /// Decodes `Transfer-Encoding: chunked` (RFC 9112 §7.1) byte by byte, yielding the chunk data as slices
 /// of the input (no copy). Strict: the size is 1–16 hex digits and nothing else; extensions may hold
 /// no control characters (a lone LF inside one is how "funky chunks" smuggle requests); every CRLF is

@@ -1,3 +1,5 @@
+import IdlegateBase
+
 /// Incremental, strict parser for a message head (RFC 9112 §2–§5). Feed it the bytes received so far
 /// (from the first byte of the message); it remembers how far it has checked, so each byte is looked at
 /// once however the head is split across reads. No I/O, no allocation until the head is complete.

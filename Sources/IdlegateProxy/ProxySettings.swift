@@ -22,7 +22,7 @@ final class ProxySettings: Sendable {
 
     init(config: Config, gate: SessionGate) {
         self.gate = gate
-        limits = HTTPLimits(config.limits)
+        limits = config.limits
         timeouts = config.timeouts
         trustedProxies = config.trustedProxies
         publicScheme = config.publicScheme
@@ -37,17 +37,6 @@ final class ProxySettings: Sendable {
 }
 
 // The config, read into each layer's own settings: the one place that knows both sides.
-
-extension HTTPLimits {
-    init(_ c: Config.Limits) {
-        self.init()
-        requestLine = c.requestLine
-        headerBytes = c.headerBytes
-        headerCount = c.headerCount
-        body = c.body
-        chunkLine = c.chunkLine
-    }
-}
 
 extension SessionRules {
     init(config: Config, auditing: Bool) {

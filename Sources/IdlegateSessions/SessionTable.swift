@@ -97,7 +97,7 @@ public final class SessionTable: SessionStore, @unchecked Sendable {
     }
 
     public func restart(_ key: SessionKey, now: Int64, limits: SessionLimits) {
-        insertFresh(key, now: now, limits: limits, overEnded: true)
+        _ = insertFresh(key, now: now, limits: limits, overEnded: true)
     }
 
     /// A fresh record for `key`, replacing what was known unless that is an ended one and `overEnded`

@@ -4,38 +4,14 @@
 // spaces (an empty input line: no Cookie header). Each output line is `refused REASON`, or `forward ID LINE` where ID is the hex of
 // the session id idlegate checked and LINE the hex of the one Cookie line it forwards (`-` for none).
 // The decision is the proxy's own: `SessionCookie`, the id shape check, `forwarded` (no legacy source).
+import IdlegateBase
 import IdlegateHTTP
 import IdlegateSessions
 
 /// Hex, or `.` for no bytes (an empty line is still a line).
-func hex(_ bytes: [UInt8]) -> String {
-    if bytes.isEmpty { return "." }
-    let digits = Array("0123456789abcdef".utf8)
-    var out: [UInt8] = []
-    out.reserveCapacity(bytes.count * 2)
-    for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
-    return String(decoding: out, as: UTF8.self)
-}
+func hex(_ bytes: [UInt8]) -> String { bytes.isEmpty ? "." : Hex.encode(bytes) }
 
-func unhex(_ s: Substring) -> [UInt8]? {
-    let u = Array(s.utf8)
-    guard u.count % 2 == 0 else { return nil }
-    func v(_ c: UInt8) -> UInt8? {
-        switch c {
-        case 0x30...0x39: return c - 0x30
-        case 0x61...0x66: return c - 0x61 + 10
-        default: return nil
-        }
-    }
-    var out: [UInt8] = []
-    var i = 0
-    while i < u.count {
-        guard let h = v(u[i]), let l = v(u[i + 1]) else { return nil }
-        out.append(h << 4 | l)
-        i += 2
-    }
-    return out
-}
+func unhex(_ s: Substring) -> [UInt8]? { Hex.decode(String(s)) }
 
 func decide(_ lines: [[UInt8]]) -> String {
     var request = Array("GET /web/dataset/call_kw HTTP/1.1\r\nHost: odoo.test\r\n".utf8)

@@ -1,4 +1,5 @@
 import Foundation
+import IdlegateBase
 import IdlegateHTTP
 import IdlegateSessions
 import Testing

@@ -1,3 +1,4 @@
+import IdlegateBase
 import Testing
 @testable import IdlegateHTTP
 

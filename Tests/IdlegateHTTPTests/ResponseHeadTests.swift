@@ -1,3 +1,4 @@
+import IdlegateBase
 import Testing
 @testable import IdlegateHTTP
 
@@ -25,6 +26,15 @@ struct ResponseHeadTests {
             let (h, _) = try #require(try parseResponse("HTTP/1.1 \(status)\r\nContent-Length: 50\r\n\r\n"))
             #expect(try h.framing(requestMethod: "GET") == BodyFraming.none)
         }
+    }
+
+    /// Regression (found by a scenario test while the request and response framing rules were merged):
+    /// `Content-Length: 0` is a body of none, not a close-delimited one.
+    @Test func anEmptyLengthIsNoBody() throws {
+        let (redirect, _) = try #require(try parseResponse("HTTP/1.1 303 SEE OTHER\r\nLocation: /odoo\r\nContent-Length: 0\r\n\r\n"))
+        #expect(try redirect.framing(requestMethod: "GET") == BodyFraming.none)
+        let (request, _) = try #require(try parseRequest("POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"))
+        #expect(try request.framing(limits: HTTPLimits()) == BodyFraming.none)
     }
 
     @Test func websocket101FromOdoo() throws {

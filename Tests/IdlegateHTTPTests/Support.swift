@@ -1,3 +1,4 @@
+import IdlegateBase
 @testable import IdlegateHTTP
 
 /// Parses `text` as one request head, all at once; nil while incomplete.

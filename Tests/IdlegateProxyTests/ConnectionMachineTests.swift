@@ -29,6 +29,17 @@ struct ConnectionMachineTests {
         }
     }
 
+    @Test func anEmptyResponseEndsTheExchangeAndKeepsTheConnection() {
+        let rig = MachineRig()
+        rig.send(get())
+        rig.fromOdoo("HTTP/1.1 303 See Other\r\nLocation: /web/login\r\nContent-Length: 0\r\n\r\n")
+        #expect(rig.clientText == "HTTP/1.1 303 See Other\r\nLocation: /web/login\r\nContent-Length: 0\r\n\r\n")
+        #expect(rig.phase == .awaitingRequest && !rig.upstreamOpen)
+        rig.machine.drain()  // an idle keep-alive connection closes at once on shutdown
+        rig.settle()
+        #expect(rig.closed)
+    }
+
     @Test func pipelinedRequestsAreAnsweredInOrder() {
         let rig = MachineRig()
         rig.send(get("/a") + get("/b") + get("/c"))

@@ -1,4 +1,5 @@
-/// Size limits on what a peer may send. Each maps to the status a client gets for crossing it.
+/// Size limits on what a peer may send, each with the status crossing it gets: the HTTP codec enforces
+/// them, the config sets them (so they live on the floor both stand on).
 public struct HTTPLimits: Sendable, Equatable {
     /// Longest request line (method, target, version) in bytes → 414. Default 8 KiB, as nginx's
     /// `large_client_header_buffers`; Odoo's longest URLs (asset bundles, `redirect=`) stay far below.
