@@ -49,7 +49,7 @@ let package = Package(
             .product(name: "CoreMetrics", package: "swift-metrics"),
         ]),
         // The admin listener: health, readiness, metrics, sessions, kick, reload. Never proxies.
-        .target(name: "IdlegateAdmin", dependencies: ["IdlegateIO", "IdlegateHTTP", "IdlegateSessions"]),
+        .target(name: "IdlegateAdmin", dependencies: ["IdlegateBase", "IdlegateIO", "IdlegateHTTP", "IdlegateSessions"]),
         // zlib (Debian zlib1g-dev): gzip for rotated audit logs and for reading them back.
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // `idlegate reap`: cleans Odoo's file session store, matched to idlegate's state by session key.
@@ -80,7 +80,7 @@ let package = Package(
         .testTarget(name: "IdlegateReaperTests", dependencies: ["IdlegateBase", "IdlegateReaper", "IdlegateSessions"]),
         .testTarget(name: "IdlegateAdminTests", dependencies: ["IdlegateAdmin", "IdlegateBase", "IdlegateSessions", "IdlegateHTTP"]),
         .testTarget(name: "IdlegateProxyTests", dependencies: [
-            "IdlegateProxy", "IdlegateBase", "IdlegateConfig", "IdlegateHTTP", "IdlegatePolicy", "IdlegateSessions", "IdlegateAudit",
+            "IdlegateProxy", "IdlegateBase", "IdlegateConfig", "IdlegateHTTP", "IdlegateIO", "IdlegatePolicy", "IdlegateSessions", "IdlegateAudit",
             "StoreConformance", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "IdlegatePolicyTests", dependencies: ["IdlegateBase", "IdlegatePolicy", "IdlegateHTTP", "IdlegateSessions"]),

@@ -2,7 +2,7 @@
 /// and what lies below it (`/web/login` matches `/web/login` and `/web/login/x`, not `/web/loginx`); a
 /// prefix ending in `/` matches anything under it. Paths come without their query.
 public enum PathPrefix {
-    @inline(__always)
+    @inlinable
     public static func matches(_ path: UnsafeRawBufferPointer, _ prefix: [UInt8]) -> Bool {
         guard path.count >= prefix.count else { return false }
         var i = 0
@@ -13,12 +13,14 @@ public enum PathPrefix {
         return path.count == prefix.count || prefix.last == UInt8(ascii: "/") || path[prefix.count] == UInt8(ascii: "/")
     }
 
+    @inlinable
     public static func matches(_ path: Substring, _ prefix: [UInt8]) -> Bool {
         var path = path
         return path.withUTF8 { matches(UnsafeRawBufferPointer($0), prefix) }
     }
 
     /// Whether any of `prefixes` matches.
+    @inlinable
     public static func matchesAny(_ path: Substring, _ prefixes: [[UInt8]]) -> Bool {
         var path = path
         return path.withUTF8 { p in prefixes.contains { matches(UnsafeRawBufferPointer(p), $0) } }

@@ -36,18 +36,18 @@ public final class EventLoop: @unchecked Sendable {
     public var onTick: (Int64) -> Void = { _ in }
 
     /// The clock's time (Unix ms), read once per wake-up: what deadlines are measured against.
-    public private(set) var now: Int64
-    public let clock: Clock
+    public var now: Int64 { time.now }
+    public var clock: Clock { time.clock }
+    public let time: LoopTime
 
     public init(clock: Clock, tickMillis: Int64 = 250) throws {
-        self.clock = clock
+        time = LoopTime(clock: clock)
         epfd = cs_epoll_create()
         guard epfd >= 0 else { throw IOError("epoll_create1") }
         wakeFD = cs_eventfd()
         guard wakeFD >= 0 else { throw IOError("eventfd") }
         self.tickMillis = tickMillis
-        now = clock.now()
-        nextTick = now + tickMillis
+        nextTick = time.now + tickMillis
         guard cs_epoll_add(epfd, wakeFD, UInt32(CS_EPOLLIN), UInt64(wakeFD)) == 0 else { throw IOError("epoll_ctl") }
     }
 
@@ -111,7 +111,7 @@ public final class EventLoop: @unchecked Sendable {
             let n = events.withUnsafeMutableBufferPointer { cs_epoll_wait(epfd, $0.baseAddress, 256, timeout) }
             let count = Int(n)
             if n < 0 && errno != EINTR { return errno }
-            now = clock.now()
+            time.refresh()
             var i = 0
             while i < count {
                 let token = Int(events[i].token)
@@ -139,4 +139,22 @@ public final class EventLoop: @unchecked Sendable {
         }
         for task in tasks { task() }
     }
+}
+
+/// A loop's time, for everything that runs on the loop: its clock read once per wake-up, not once per
+/// event. A concrete class, so that reading it on the hot path is one load.
+public final class LoopTime: @unchecked Sendable {
+    public private(set) var now: Int64
+    public let clock: Clock
+
+    public init(clock: Clock) {
+        self.clock = clock
+        now = clock.now()
+    }
+
+    /// Reads the clock again (the loop, on each wake-up; tests, after moving a manual clock).
+    @inline(__always) public func refresh() { now = clock.now() }
+
+    /// Monotonic nanoseconds, read now (for durations).
+    @inline(__always) public func nanos() -> Int64 { clock.nanos() }
 }

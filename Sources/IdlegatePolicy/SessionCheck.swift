@@ -222,34 +222,34 @@ public enum SessionCheck {
         }
     }
 
-    /// The second half: the decision once the store's answer is final.
-    public static func settle(_ decision: Verdict, _ answer: SessionVerdict, _ r: SessionRequest, rules: SessionRules) -> Verdict {
-        var d = decision
-        guard let key = d.key else { return d }
+    /// The second half: the decision once the store's answer is final (completed in place: a verdict
+    /// is large, and this is every tracked request's path).
+    public static func settle(_ d: inout Verdict, _ answer: SessionVerdict, _ r: SessionRequest, rules: SessionRules) {
+        guard let key = d.key else { return }
         switch answer {
         case .active(let gap):
             if gap >= rules.activityFloor && (d.route == .activity || d.route == .login) {
                 d.events.append(.activityResumed(idle: gap, window: d.limits.idle))
             }
-            return d
+            return
         case .adopted:
             d.events.append(.firstSeen)
-            return d
+            return
         case .expired(let idle, let reason, let window):
             d.events.append(.expired(idle: idle, reason: reason, window: window, enforced: d.enforce))
             if !d.enforce {
                 d.storeChange = .restart(key, d.limits)  // watched, not enforced: a fresh clock
-                return d
+                return
             }
         case .ended:
             // Audit mode forwards it, but never un-ends it: a session another policy ended (or a kick,
             // or a logout) stays ended for every policy.
-            if !d.enforce { return d }
+            if !d.enforce { return }
         case .unknownRefused:
             d.events.append(.unknownRefused(enforced: d.enforce))
             if !d.enforce {
                 d.storeChange = .start(key, d.limits)  // would be refused; watched from now on
-                return d
+                return
             }
         }
         // Over, in enforce mode. Destroying it in Odoo too is harmless when Odoo no longer knows it.
@@ -259,12 +259,11 @@ public enum SessionCheck {
         if d.route == .login || d.route == .staticFile || d.route == .logout {
             d.cookie = .canonical(r.head.fields, sessionID: nil)
             d.stripHeader = true
-            return d
+            return
         }
         let clear = rules.hardening.clearSessionCookie(https: d.https)
         d.action = r.isUpgrade ? .answer(status: 403, response: ExpiryResponse.refusedUpgrade(clearCookie: clear))
                                : ExpiryResponse.answer(for: r.head, clearCookie: clear, keepAlive: r.keepAlive)
-        return d
     }
 
     /// A logout route's answer from Odoo: below 400 the session is over.

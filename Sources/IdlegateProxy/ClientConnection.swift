@@ -23,7 +23,7 @@ final class ClientConnection: EventHandler {
         self.worker = worker
         client = Channel(transport: PlainTransport(fd: fd))
         let who = ConnectionMachine.Peer(ip: peer.ip, host: peer.host, trusted: worker.settings.isTrusted(peer))
-        machine = ConnectionMachine(peer: who, settings: worker.settingsBox, clock: worker.loopClock, outbox: worker.outbox)
+        machine = ConnectionMachine(peer: who, settings: worker.settingsBox, time: worker.loop.time, outbox: worker.outbox)
     }
 
     var deadline: Int64 { machine.deadline }
@@ -143,53 +143,51 @@ final class ClientConnection: EventHandler {
 
     // MARK: carrying out
 
-    /// Empties the outbox: bytes to each side, then the actions, until the machine asks for nothing more.
+    /// Empties the outbox until the machine asks for nothing more: the actions in order (so an answer's
+    /// log line is written before the answer reaches the client), and the bytes for each side before
+    /// anything that ends a stream, and after the actions.
     func perform() {
         let out = worker.outbox
-        while !out.isEmpty {
-            // Reports first: the log line of an answer is written before the answer reaches the client.
-            var reported = 0
-            for action in out.actions where action.isReport {
-                carryOut(action)
-                reported += 1
-            }
-            if !out.client.isEmpty {
-                let ok = machine.phase == .closed || client.write(out.client)
-                out.client.removeAll(keepingCapacity: true)
-                if !ok {
-                    machine.clientClosed(failed: true)
-                } else if client.hasQueuedOutput && !machine.clientBacklog {
-                    machine.clientBacklogged()
-                }
-            }
-            if !out.upstream.isEmpty {
-                if let up = upstream {
-                    if up.connecting {
-                        up.channel.queue(out.upstream)
-                    } else if !up.channel.write(out.upstream) {
-                        out.upstream.removeAll(keepingCapacity: true)
-                        machine.upstreamClosed(failure: "write failed")
-                    } else if up.channel.hasQueuedOutput && !machine.upstreamBacklog {
-                        machine.upstreamBacklogged()
-                    }
-                }
-                out.upstream.removeAll(keepingCapacity: true)
-            }
+        repeat {
             var i = 0
             while i < out.actions.count {
                 let action = out.actions[i]
                 i += 1
-                if reported > 0 && action.isReport {
-                    reported -= 1
-                    continue
-                }
+                if action.needsBytesWrittenFirst { writeOut(out) }
                 carryOut(action)
             }
-            out.actions.removeAll(keepingCapacity: true)
-        }
+            if i > 0 { out.actions.removeAll(keepingCapacity: true) }
+            writeOut(out)
+        } while !out.actions.isEmpty
         if machine.phase == .closing && !client.hasQueuedOutput {
             machine.clientDrained()
             if !out.isEmpty { perform() }
+        }
+    }
+
+    /// Hands the outbox's bytes to each side's channel and tells the machine what did not go through.
+    private func writeOut(_ out: Outbox) {
+        if !out.client.isEmpty {
+            let ok = machine.phase == .closed || client.write(out.client)
+            out.client.removeAll(keepingCapacity: true)
+            if !ok {
+                machine.clientClosed(failed: true)
+            } else if client.hasQueuedOutput && !machine.clientBacklog {
+                machine.clientBacklogged()
+            }
+        }
+        if !out.upstream.isEmpty {
+            if let up = upstream {
+                if up.connecting {
+                    up.channel.queue(out.upstream)
+                } else if !up.channel.write(out.upstream) {
+                    out.upstream.removeAll(keepingCapacity: true)
+                    machine.upstreamClosed(failure: "write failed")
+                } else if up.channel.hasQueuedOutput && !machine.upstreamBacklog {
+                    machine.upstreamBacklogged()
+                }
+            }
+            out.upstream.removeAll(keepingCapacity: true)
         }
     }
 
@@ -213,18 +211,16 @@ final class ClientConnection: EventHandler {
             }
         case .dropIdleUpstreams(let index):
             worker.pool.dropIdle(index)
-        case .checkSession(let request):
+        case .checkSession:
+            guard let request = machine.pending?.check else { return }
             let decided = worker.settings.gate.decide(request) {
                 let me = Unchecked(self)
                 let loop = worker.loop
                 return { verdict in loop.execute { me.value.verdictArrived(verdict) } }
             }
             if let decided { machine.verdict(decided) }
-        case .destroy(let order, let host, let forwarded):
-            worker.destroyer.destroy(id: order.id, key: order.key.description, host: host, forwarded: forwarded)
-        case .response(let route, let status, let latency):
-            worker.counts.request(route, status: status)
-            worker.metrics.upstreamLatency.recordNanoseconds(latency)
+        case .destroy(let call):
+            worker.destroyer.destroy(id: call.order.id, key: call.order.key.description, host: call.host, forwarded: call.forwarded)
         case .answered(let a):
             funnel(a)
         case .upstreamCut(let status, let line):
@@ -243,7 +239,7 @@ final class ClientConnection: EventHandler {
     /// made itself (the expiry answers are logged and audited by the session gate, with their session).
     private func funnel(_ a: Answered) {
         let peer = machine.peer.host
-        worker.counts.request(a.route, status: a.status)
+        worker.outbox.counts.request(a.route, status: a.status)
         let audit = worker.settings.gate.audit
         switch a.cause {
         case .expiry:

@@ -32,27 +32,36 @@ final class SessionGate: Sendable {
     /// asking whether another replica saw the session): the verdict then goes to the reply `later()`
     /// makes, from any thread (asked for only then, so the common path allocates no closure).
     func decide(_ r: SessionRequest, later: () -> @Sendable (Verdict) -> Void) -> Verdict? {
-        let (first, query) = SessionCheck.check(r, rules: rules) { deriver.key(for: $0) }
-        guard let query else { return finish(first, r) }
+        var (verdict, query) = SessionCheck.check(r, rules: rules) { deriver.key(for: $0) }
+        guard let query else {
+            finish(verdict, r)
+            return verdict
+        }
         let now = clock.now()
         let answer = store.check(query.key, now: now, limits: query.limits, activity: query.activity, unknown: query.unknown)
-        guard SessionCheck.needsConfirmation(answer) else { return finish(SessionCheck.settle(first, answer, r, rules: rules), r) }
+        guard SessionCheck.needsConfirmation(answer) else {
+            SessionCheck.settle(&verdict, answer, r, rules: rules)
+            finish(verdict, r)
+            return verdict
+        }
         // Rare: a session that looks over. The local table confirms inline; a shared layer may answer
         // later, from anywhere.
         let slot = VerdictSlot()
         let reply = later()
+        let first = verdict
         store.confirm(query.key, answer, now: now, limits: query.limits) { [self] final in
-            let settled = finish(SessionCheck.settle(first, final, r, rules: rules), r)
+            var settled = first
+            SessionCheck.settle(&settled, final, r, rules: rules)
+            finish(settled, r)
             if !slot.takeInline(settled) { reply(settled) }
         }
         return slot.close()
     }
 
     /// Applies what the verdict says besides its answer: the store change and the events.
-    private func finish(_ d: Verdict, _ r: SessionRequest) -> Verdict {
+    private func finish(_ d: borrowing Verdict, _ r: SessionRequest) {
         if let change = d.storeChange { apply(change) }
-        for e in d.events { record(e, d, head: r.head) }
-        return d
+        if !d.events.isEmpty { for e in d.events { record(e, d, head: r.head) } }
     }
 
     func apply(_ change: StoreChange) {

@@ -14,13 +14,10 @@ final class Worker: @unchecked Sendable {
         get { settingsBox.current }
         set { settingsBox.current = newValue }
     }
-    /// What connection machines want done; emptied by the connection after each event.
-    let outbox = Outbox()
-    /// The loop's time, as the machines read it (one clock read per wake-up).
-    let loopClock: LoopClock
+    /// What connection machines want done; emptied by the connection after each event. It also holds
+    /// the request counts since the last tick.
+    let outbox: Outbox
     let metrics: ProxyMetrics
-    /// Request counts since the last tick, added to `metrics` on each tick.
-    var counts = WorkerCounts()
     let pool: UpstreamPool
     let logger: Logger
     private(set) var destroyer: OdooDestroyer!
@@ -36,7 +33,7 @@ final class Worker: @unchecked Sendable {
     init(settings: ProxySettings, metrics: ProxyMetrics, upstreams: [[SocketAddress]], poolSize: Int, clock: Clock, logger: Logger) throws {
         loop = try EventLoop(clock: clock)
         settingsBox = SettingsBox(settings)
-        loopClock = LoopClock(loop)
+        outbox = Outbox(metrics: metrics)
         self.metrics = metrics
         self.logger = logger
         pool = UpstreamPool(loop: loop, addresses: upstreams, maxIdle: poolSize, idleTimeout: settings.timeouts.upstreamIdle)
@@ -90,7 +87,7 @@ final class Worker: @unchecked Sendable {
         }
         pool.prune(now: now)
         destroyer.tick(now: now)
-        counts.flush(into: metrics)
+        outbox.counts.flush(into: metrics)
         for l in listeners where l.paused { l.resume() }
         if draining && ((connections.isEmpty && destroyer.pending == 0) || now >= drainDeadline) { finish() }
     }
@@ -111,7 +108,7 @@ final class Worker: @unchecked Sendable {
         guard !finished else { return }
         finished = true
         for c in connections { c.closeNow() }
-        counts.flush(into: metrics)
+        outbox.counts.flush(into: metrics)
         pool.closeAll()
         loop.stop()
         onStopped()
@@ -159,10 +156,3 @@ extension Listener {
     }
 }
 
-/// The loop's time for the connection machines: the clock read once per wake-up, not per event.
-final class LoopClock: Clock, @unchecked Sendable {
-    unowned let loop: EventLoop
-    init(_ loop: EventLoop) { self.loop = loop }
-    func now() -> Int64 { loop.now }
-    func nanos() -> Int64 { loop.clock.nanos() }
-}

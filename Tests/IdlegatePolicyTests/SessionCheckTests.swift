@@ -32,9 +32,10 @@ struct SessionCheckTests {
     struct ParseFailure: Error {}
 
     func decide(_ r: SessionRequest, _ rules: SessionRules, store answer: SessionVerdict) -> (Verdict, StoreQuery?) {
-        let (first, query) = SessionCheck.check(r, rules: rules) { Self.deriver.key(for: $0) }
-        guard query != nil else { return (first, nil) }
-        return (SessionCheck.settle(first, answer, r, rules: rules), query)
+        var (verdict, query) = SessionCheck.check(r, rules: rules) { Self.deriver.key(for: $0) }
+        guard query != nil else { return (verdict, nil) }
+        SessionCheck.settle(&verdict, answer, r, rules: rules)
+        return (verdict, query)
     }
 
     @Test func anonymousRequestsAskTheStoreNothing() throws {

@@ -60,7 +60,7 @@ struct ConnectionMachineTests {
         #expect(rig.clientText.contains("\"code\": 100"))
         #expect(rig.connects == 0)  // Odoo never asked
         #expect(rig.answered.map(\.status) == [200] && rig.answered.first?.cause == .expiry)
-        #expect(rig.log.contains { if case .destroy(let order, _, _) = $0 { return order.id == id } else { return false } })
+        #expect(rig.log.contains { if case .destroy(let call) = $0 { return call.order.id == id } else { return false } })
         #expect(rig.phase == .awaitingRequest && !rig.shutDown)
     }
 
@@ -228,7 +228,7 @@ struct ConnectionMachineTests {
         let before = rig.toClient.count
         rig.confirmNow()
         #expect(rig.toClient.count == before && rig.connects == 0)
-        #expect(rig.log.contains { if case .destroy(let order, _, _) = $0 { return order.id == id } else { return false } })
+        #expect(rig.log.contains { if case .destroy(let call) = $0 { return call.order.id == id } else { return false } })
     }
 
     @Test func aSessionLayerThatNeverAnswersGets504CountedAndAudited() {

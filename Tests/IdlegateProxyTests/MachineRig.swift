@@ -2,6 +2,7 @@ import IdlegateAudit
 import IdlegateBase
 import IdlegateConfig
 import IdlegateHTTP
+import IdlegateIO
 import IdlegatePolicy
 import IdlegateSessions
 import Logging
@@ -14,7 +15,8 @@ final class MachineRig {
     enum Connect { case fresh, pooled, refused }
 
     let clock = ManualClock()
-    let outbox = Outbox()
+    let time: LoopTime
+    let outbox = Outbox(metrics: ProxyMetrics())
     let table: SessionTable
     let store: SessionStore
     let deriver = SessionKeyDeriver(secret: Array(repeating: 3, count: 32))
@@ -49,7 +51,8 @@ final class MachineRig {
         let gate = SessionGate(rules: SessionRules(config: c, auditing: false), store: store, deriver: deriver, clock: clock,
                                metrics: ProxyMetrics(), audit: audit, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
         settings = SettingsBox(ProxySettings(config: c, gate: gate))
-        machine = ConnectionMachine(peer: .init(ip: [192, 0, 2, 7], host: "192.0.2.7", trusted: false), settings: settings, clock: clock, outbox: outbox)
+        time = LoopTime(clock: clock)
+        machine = ConnectionMachine(peer: .init(ip: [192, 0, 2, 7], host: "192.0.2.7", trusted: false), settings: settings, time: time, outbox: outbox)
     }
 
     var phase: ConnectionMachine.Phase { machine.phase }
@@ -106,6 +109,7 @@ final class MachineRig {
 
     func advance(ms: Int64) {
         clock.advance(millis: ms)
+        time.refresh()
         machine.tick()
         settle()
     }
@@ -162,7 +166,8 @@ final class MachineRig {
             }
         case .releaseUpstream:
             upstreamOpen = false
-        case .checkSession(let request):
+        case .checkSession:
+            guard let request = machine.pending?.check else { return }
             let gate = settings.current.gate
             let box = VerdictBox()
             if let v = gate.decide(request, later: { { v in box.set(v) } }) {
@@ -175,7 +180,7 @@ final class MachineRig {
         case .closeClient:
             closed = true
             upstreamOpen = false
-        case .destroy, .response, .answered, .upstreamCut, .log, .dropIdleUpstreams:
+        case .destroy, .answered, .upstreamCut, .log, .dropIdleUpstreams:
             break
         }
     }

@@ -220,7 +220,7 @@ extension ConnectionMachine {
 
     /// A response head from Odoo: its status class and how long Odoo took.
     func countResponse(_ x: Exchange, status: Int) {
-        out.actions.append(.response(route: x.session.route, status: status, latencyNanos: clock.nanos() - x.sentAt))
+        out.countResponse(route: x.session.route, status: status, latencyNanos: time.nanos() - x.sentAt)
     }
 
     func finishExchange(_ x: Exchange) {

@@ -51,7 +51,8 @@ final class ConnectionMachine {
     var deadlineKind = DeadlineKind.idle
 
     let settings: SettingsBox
-    let clock: Clock
+    /// The time, from the worker's loop (tests: from a manual clock).
+    let time: LoopTime
     let out: Outbox
     let peer: Peer
 
@@ -60,7 +61,7 @@ final class ConnectionMachine {
     var inbound = ByteBuffer()
     var parser: RequestHeadParser
     var exchange: Exchange?
-    /// The request waiting for its session verdict.
+    /// The request waiting for its session verdict (what the session gate is asked, and the rest).
     var pending: PendingRequest?
     /// Close after the current response (shutdown, or a request body left unread).
     var closeAfterResponse = false
@@ -88,21 +89,23 @@ final class ConnectionMachine {
 
     /// What a request needs once its session is decided.
     struct PendingRequest {
-        let head: RequestHead
-        let path: Substring
+        /// What the session gate is asked about the request.
+        let check: SessionRequest
+        var head: RequestHead { check.head }
+        var path: Substring { check.path }
         let framing: BodyFraming
         let upgrade: String?
         let keepAlive: Bool
         let expectsContinue: Bool
     }
 
-    var now: Int64 { clock.now() }
+    var now: Int64 { time.now }
     var current: ProxySettings { settings.current }
 
-    init(peer: Peer, settings: SettingsBox, clock: Clock, outbox: Outbox) {
+    init(peer: Peer, settings: SettingsBox, time: LoopTime, outbox: Outbox) {
         self.peer = peer
         self.settings = settings
-        self.clock = clock
+        self.time = time
         out = outbox
         parser = RequestHeadParser(limits: settings.current.limits)
         arm(.idle, settings.current.timeouts.clientIdle)
@@ -246,17 +249,18 @@ final class ConnectionMachine {
         let keepAlive = head.wantsKeepAlive && !closeAfterResponse && upgrade == nil
         let path = head.path
         let (ip, text, https) = attribution(head, settings)
-        pending = PendingRequest(head: head, path: path, framing: framing, upgrade: upgrade, keepAlive: keepAlive,
+        let check = SessionRequest(head: head, path: path, client: ip, clientText: text, https: https,
+                                   isUpgrade: upgrade != nil, keepAlive: keepAlive && framing == .none)
+        pending = PendingRequest(check: check, framing: framing, upgrade: upgrade, keepAlive: keepAlive,
                                  expectsContinue: head.expectsContinue && framing != .none)
         phase = .checkingSession
         arm(.upstream, settings.timeouts.upstreamResponse)
-        out.actions.append(.checkSession(SessionRequest(head: head, path: path, client: ip, clientText: text, https: https,
-                                                        isUpgrade: upgrade != nil, keepAlive: keepAlive && framing == .none)))
+        out.actions.append(.checkSession)
     }
 
     /// The session verdict for the pending request: now (the local table) or later (a shared layer),
     /// possibly after the client left, in which case only its destroy order still matters.
-    func verdict(_ v: Verdict) {
+    func verdict(_ v: consuming Verdict) {
         guard let r = pending else { return }
         pending = nil
         guard phase == .checkingSession else {
@@ -281,11 +285,11 @@ final class ConnectionMachine {
     }
 
     func destroy(_ order: DestroyOrder, _ head: RequestHead) {
-        out.actions.append(.destroy(order, host: head.fields.first(.host), forwarded: forwardedPairs(head)))
+        out.actions.append(.destroy(DestroyCall(order, host: head.fields.first(.host), forwarded: forwardedPairs(head))))
     }
 
     /// Forwards the request: the exchange starts and the upstream connection is asked for.
-    func forward(_ v: Verdict, _ r: PendingRequest) {
+    func forward(_ v: consuming Verdict, _ r: PendingRequest) {
         let settings = current
         let x = Exchange(head: r.head, path: r.path, upgrade: r.upgrade, session: v, framing: r.framing,
                          upstreamIndex: settings.router.upstream(for: r.path), keepAlive: r.keepAlive, limits: settings.limits)
@@ -309,7 +313,7 @@ final class ConnectionMachine {
     func upstreamConnected(reused: Bool) {
         guard phase == .proxying, let x = exchange, upstream == .connecting else { return }
         upstream = .open(reused: reused)
-        x.sentAt = clock.nanos()
+        x.sentAt = time.nanos()
         writeForwardedHead(x, into: &out.upstream)
         arm(.upstream, current.timeouts.upstreamResponse)
         if !inbound.isEmpty && !x.requestBody.isDone {

@@ -8,14 +8,13 @@ enum Action {
     case connect(upstream: Int)
     /// The exchange is over for the upstream connection: back to the pool when `reusable`, else closed.
     case releaseUpstream(reusable: Bool)
-    /// Ask the session gate about a request; the driver answers with `verdict`, now or later.
-    case checkSession(SessionRequest)
+    /// Ask the session gate about `ConnectionMachine.pending`'s request; the driver answers with `verdict`,
+    /// now or later. (The request stays in the machine: an action is copied, a request is large.)
+    case checkSession
     /// End a session in Odoo as well, with the request's Host and forwarding fields.
-    case destroy(DestroyOrder, host: String?, forwarded: [(String, String)])
+    case destroy(DestroyCall)
     /// After a stale pooled connection: the others of its upstream are probably stale too.
     case dropIdleUpstreams(Int)
-    /// Odoo answered: count it, and how long it took.
-    case response(route: RouteClass, status: Int, latencyNanos: Int64)
     /// An answer idlegate made itself: one log line, one count, one audit event (the error funnel).
     case answered(Answered)
     /// The upstream failed after the response began: nothing can be answered any more; log the line
@@ -30,17 +29,31 @@ enum Action {
 }
 
 extension Action {
-    /// Only reports something (a log line, a count): carried out before the bytes it describes go out.
-    var isReport: Bool {
+    /// Ends or hands over a stream: the bytes queued before it must be written first.
+    var needsBytesWrittenFirst: Bool {
         switch self {
-        case .answered, .log, .upstreamCut, .response: return true
+        case .shutdownClientWrite, .closeClient, .releaseUpstream: return true
         default: return false
         }
     }
 }
 
-/// An answer idlegate made itself, as the error funnel reports it.
-struct Answered: Equatable {
+/// A destroy order with what Odoo's dbfilter needs to find the session's database. (A class: actions
+/// are copied on every request, and this payload is rare and large.)
+final class DestroyCall {
+    let order: DestroyOrder
+    let host: String?
+    let forwarded: [(String, String)]
+
+    init(_ order: DestroyOrder, host: String?, forwarded: [(String, String)]) {
+        self.order = order
+        self.host = host
+        self.forwarded = forwarded
+    }
+}
+
+/// An answer idlegate made itself, as the error funnel reports it. (A class, as `DestroyCall`.)
+final class Answered {
     enum Cause: Equatable {
         /// The client sent something idlegate will not forward (400, 413, 414, 431, 501, 505).
         case refused
@@ -62,6 +75,14 @@ struct Answered: Equatable {
     let route: RouteClass?
     /// The request, for the log line (`GET /path`, no query).
     let request: String?
+
+    init(status: Int, cause: Cause, reason: String, route: RouteClass?, request: String?) {
+        self.status = status
+        self.cause = cause
+        self.reason = reason
+        self.route = route
+        self.request = request
+    }
 }
 
 /// Where a connection machine puts what it wants done: bytes for each side and actions, in order. One
@@ -71,9 +92,19 @@ final class Outbox {
     var client: [UInt8] = []
     var upstream: [UInt8] = []
     var actions: [Action] = []
+    /// Requests counted since the worker's last tick (which adds them to the shared metrics).
+    var counts = WorkerCounts()
+    let metrics: ProxyMetrics
 
-    init(capacity: Int = 80 * 1024) {
+    init(metrics: ProxyMetrics, capacity: Int = 80 * 1024) {
+        self.metrics = metrics
         client.reserveCapacity(capacity)
+    }
+
+    /// Odoo answered: the count, and how long it took.
+    @inline(__always) func countResponse(route: RouteClass, status: Int, latencyNanos: Int64) {
+        counts.request(route, status: status)
+        metrics.upstreamLatency.recordNanoseconds(latencyNanos)
     }
 
     var isEmpty: Bool { client.isEmpty && upstream.isEmpty && actions.isEmpty }
