@@ -2,8 +2,8 @@
 """Memory held by idle keep-alive client connections: idlegate beside nginx (one worker each).
 
 Opens N connections to each proxy, sends one request on each and reads its answer, leaves them all
-open and idle, and reports the RSS growth per connection. Both proxies stand in front of the stand-in
-upstream of ../shared/bench (nginx on 127.0.0.1:9000).
+open and idle, and reports the RSS growth per connection. Both proxies stand in front of bench.py's
+stand-in upstream.
 Usage: idle_connections.py --idlegate BINARY [--connections N]
 """
 import tempfile
@@ -17,7 +17,8 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-BENCH = os.path.join(HERE, "..", "..", "shared", "bench")
+sys.path.insert(0, HERE)
+import bench  # noqa: E402  (the stand-in upstream and the nginx config)
 
 
 def wait_port(port, timeout=15):
@@ -96,12 +97,12 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if hard < a.connections + 100:
         sys.exit(f"open file limit {hard} is below {a.connections + 100}")
-    upstream = subprocess.Popen(["nginx", "-c", os.path.join(BENCH, "upstream-nginx.conf")],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    work = tempfile.mkdtemp(prefix="idlegate-idle-")
+    upstream = subprocess.Popen(["nginx", "-c", bench.upstream_conf(work)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_port(9000)
-        ncfg = open(os.path.join(BENCH, "proxy-nginx.conf")).read().replace("WORKERS", "1")
-        ncfg = ncfg.replace("worker_connections 4096", f"worker_connections {a.connections + 200}")
+        wait_port(bench.UPSTREAM)
+        ncfg = open(bench.nginx_conf(work, 1)).read()
+        ncfg = ncfg.replace("worker_connections 8192", f"worker_connections {a.connections + 200}")
         ncfg = ncfg.replace("daemon off;", f"daemon off;\nworker_rlimit_nofile {hard};")
         with open("/tmp/bench-idle-nginx.conf", "w") as f:
             f.write(ncfg)
@@ -111,9 +112,9 @@ def main():
             out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
             return int(out[0])
 
-        n = measure("nginx", ["nginx", "-c", "/tmp/bench-idle-nginx.conf"], 9100, nginx_worker, a.connections)
+        n = measure("nginx", ["nginx", "-c", "/tmp/bench-idle-nginx.conf"], bench.NGINX, nginx_worker, a.connections)
         i = measure("idlegate", [a.idlegate, "serve", "--threads", "1", "--listen", "127.0.0.1:9310",
-                                 "--upstream", "http://127.0.0.1:9000", "--admin-listen", "127.0.0.1:9311",
+                                 "--upstream", f"http://127.0.0.1:{bench.UPSTREAM}", "--admin-listen", "127.0.0.1:9311",
                                  "--state-dir", tempfile.mkdtemp(prefix="idlegate-bench-")], 9310, lambda p: p.pid, a.connections)
         print(f"idlegate/nginx bytes per idle connection: {i / max(n, 1):.2f}")
     finally:

@@ -1,0 +1,271 @@
+#!/usr/bin/env python3
+"""idlegate beside nginx and HAProxy, on this machine, in front of one stand-in upstream.
+
+Everything it needs is made here: a stand-in Odoo (nginx answering a small JSON-RPC result and serving a
+1 MiB asset), nginx and HAProxy as plain reverse proxies in front of it, idlegate (and any candidates) with
+a fresh state directory each, and wrk as the client. Each round measures every proxy once, in a rotated
+order; a proxy's ratio to nginx is taken within each round (the machine's load moves between rounds), and
+the report gives medians over the rounds. Every request carries an Odoo 18-shaped session cookie, spread
+over --sessions ids; any answer other than 200 is counted (a proxy that answers 303 is not fast, it is
+wrong).
+
+    Benchmarks/bench.py [--rounds 5] [--seconds 5] [--conns 64] [--sessions 1] [--path /web/dataset/call_kw]
+                        [--workers 1] [--idlegate BINARY] [--idlegate-args '...'] [--candidate NAME=ARGS] [--json]
+
+Needs Debian's nginx, haproxy and wrk (Benchmarks/run installs them).
+"""
+import argparse
+import base64
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+UPSTREAM, NGINX, HAPROXY, IDLEGATE = 19000, 19100, 19200, 19300
+
+# What Odoo 18 answers to a small `call_kw` (read of one partner), give or take.
+JSON_ANSWER = ('{"jsonrpc": "2.0", "id": 7, "result": [{"id": 3, "name": "Marc Demo", "login": "demo", '
+               '"email": "mark.brown23@example.com", "tz": "Europe/Brussels", "lang": "en_US", "active": true, '
+               '"company_id": [1, "YourCompany"], "share": false, "write_date": "2026-11-30 08:12:44"}]}')
+JSON_REQUEST = '{"jsonrpc":"2.0","method":"call","id":7,"params":{"model":"res.users","method":"read","args":[[3]],"kwargs":{}}}'
+
+
+def session_id(n):
+    """An Odoo 18-shaped session id (84 URL-safe base64 characters), the same for the same n."""
+    raw = hashlib.sha512(f"bench-{n}".encode()).digest() + hashlib.sha256(f"bench-{n}".encode()).digest()[:1]
+    return base64.urlsafe_b64encode(raw).decode()[:84]
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def upstream_conf(work):
+    os.makedirs(os.path.join(work, "root", "web", "assets"), exist_ok=True)
+    with open(os.path.join(work, "root", "web", "assets", "big.js"), "wb") as f:
+        f.write(b"/* 1 MiB */\n" + b"x" * (1 << 20))
+    answer = JSON_ANSWER.replace("'", "\\'")
+    return write(os.path.join(work, "upstream.conf"), f"""
+worker_processes 1;
+daemon off;
+pid {work}/upstream.pid;
+error_log {work}/upstream.err warn;
+events {{ worker_connections 8192; }}
+http {{
+  access_log off;
+  keepalive_requests 10000000;
+  server {{
+    listen 127.0.0.1:{UPSTREAM} backlog=4096;
+    root {work}/root;
+    location = /web/dataset/call_kw {{ default_type application/json; return 200 '{answer}'; }}
+    location /web/assets/ {{ default_type application/javascript; }}
+  }}
+}}
+""")
+
+
+def nginx_conf(work, workers):
+    # What a site puts in front of Odoo without idlegate: forwarding headers, pooled upstream connections,
+    # streaming, and the cookie flags idlegate adds.
+    return write(os.path.join(work, "nginx.conf"), f"""
+worker_processes {workers};
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/nginx.err warn;
+events {{ worker_connections 8192; }}
+http {{
+  access_log off;
+  keepalive_requests 10000000;
+  upstream odoo {{ server 127.0.0.1:{UPSTREAM}; keepalive 256; }}
+  server {{
+    listen 127.0.0.1:{NGINX} backlog=4096;
+    location / {{
+      proxy_pass http://odoo;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_cookie_flags session_id secure samesite=lax;
+      proxy_buffering off;
+    }}
+  }}
+}}
+""")
+
+
+def haproxy_conf(work, workers):
+    return write(os.path.join(work, "haproxy.cfg"), f"""
+global
+  nbthread {workers}
+  maxconn 8192
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  http-reuse always
+frontend proxy
+  bind 127.0.0.1:{HAPROXY}
+  option forwardfor
+  default_backend odoo
+backend odoo
+  server odoo 127.0.0.1:{UPSTREAM}
+""")
+
+
+def wrk_script(work, sessions, method):
+    """wrk's Lua: one Odoo 18-shaped cookie per request from `sessions` ids, and a count of non-200s."""
+    ids = ",".join(f'"{session_id(i)}"' for i in range(sessions))
+    body = JSON_REQUEST if method == "POST" else ""
+    return write(os.path.join(work, "wrk.lua"), f"""
+local ids = {{{ids}}}
+local n = 0
+odd = 0  -- a global: setup() reads it from each thread
+local threads = {{}}
+function setup(thread) table.insert(threads, thread) end
+function init(args) n = math.random(#ids) end
+function request()
+  n = n % #ids + 1
+  local headers = {{}}
+  headers["Cookie"] = "frontend_lang=en_US; session_id=" .. ids[n]
+  headers["Host"] = "odoo.example.com"
+  if "{method}" == "POST" then headers["Content-Type"] = "application/json" end
+  return wrk.format("{method}", wrk.path, headers, {json.dumps(body) if body else "nil"})
+end
+function response(status, headers, body) if status ~= 200 then odd = odd + 1 end end
+function done(summary, latency, requests)
+  local total = 0
+  for _, t in ipairs(threads) do total = total + t:get("odd") end
+  io.write(string.format("BENCH rps=%.1f p50=%.3f p99=%.3f not200=%d errors=%d\\n",
+    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    total, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout + summary.errors.status))
+end
+""")
+
+
+def wait_port(port, proc, what, timeout=20, log=None):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            tail = open(log).read()[-2000:] if log and os.path.exists(log) else ""
+            sys.exit(f"bench: {what} exited at start (status {proc.returncode})\n{tail}")
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"bench: {what} does not listen on {port}")
+
+
+class Fleet:
+    def __init__(self):
+        self.procs = []
+
+    def start(self, name, cmd, port, log):
+        p = subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs.append(p)
+        wait_port(port, p, name, log=log)
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+
+
+def measure(port, args, script):
+    url = f"http://127.0.0.1:{port}{args.path}"
+    out = subprocess.run(["wrk", "-t", str(args.threads), "-c", str(args.conns), "-d", f"{args.seconds}s", "--latency", "-s", script, url],
+                         capture_output=True, text=True).stdout
+    line = next((l for l in out.splitlines() if l.startswith("BENCH ")), None)
+    if line is None:
+        sys.exit(f"bench: wrk gave no result for port {port}:\n{out}")
+    return {k: float(v) for k, v in (kv.split("=") for kv in line.split()[1:])}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--conns", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=1, help="wrk threads")
+    ap.add_argument("--workers", type=int, default=1, help="nginx workers, HAProxy threads and idlegate threads")
+    ap.add_argument("--path", default="/web/dataset/call_kw")
+    ap.add_argument("--sessions", type=int, default=1, help="distinct session ids the requests are spread over")
+    ap.add_argument("--idlegate", default=os.path.join(ROOT, ".build", "release", "idlegate"))
+    ap.add_argument("--idlegate-args", default="", help="more `serve` flags for idlegate")
+    ap.add_argument("--candidate", action="append", default=[], metavar="NAME=ARGS",
+                    help="another idlegate in the same rounds, with these extra `serve` flags (ARGS may start with a binary path: BIN::ARGS)")
+    ap.add_argument("--json", action="store_true", help="also print one JSON line with the medians and ratios")
+    args = ap.parse_args()
+    for tool in ("nginx", "haproxy", "wrk"):
+        if shutil.which(tool) is None:
+            sys.exit(f"bench: {tool} is not installed (Benchmarks/run installs nginx-light, haproxy and wrk)")
+
+    work = tempfile.mkdtemp(prefix="idlegate-bench-")
+    fleet = Fleet()
+    method = "POST" if args.path == "/web/dataset/call_kw" else "GET"
+    try:
+        fleet.start("upstream", ["nginx", "-c", upstream_conf(work)], UPSTREAM, f"{work}/upstream.log")
+        targets = [("nginx", NGINX), ("haproxy", HAPROXY)]
+        fleet.start("nginx", ["nginx", "-c", nginx_conf(work, args.workers)], NGINX, f"{work}/nginx.log")
+        fleet.start("haproxy", ["haproxy", "-f", haproxy_conf(work, args.workers)], HAPROXY, f"{work}/haproxy.log")
+        proxies = [("idlegate", args.idlegate, args.idlegate_args)]
+        for c in args.candidate:
+            name, _, rest = c.partition("=")
+            binary, _, extra = rest.partition("::") if "::" in rest else (args.idlegate, "", rest)
+            proxies.append((name, binary, extra))
+        for i, (name, binary, extra) in enumerate(proxies):
+            port = IDLEGATE + i
+            # A fresh state directory per run: a reused one holds earlier sessions, rightly expired by now.
+            cmd = [binary, "serve", "--threads", str(args.workers), "--listen", f"127.0.0.1:{port}",
+                   "--upstream", f"http://127.0.0.1:{UPSTREAM}", "--websocket-upstream", f"http://127.0.0.1:{UPSTREAM}",
+                   "--admin-listen", f"127.0.0.1:{port + 80}", "--state-dir", f"{work}/state-{name}"] + shlex.split(extra)
+            fleet.start(name, cmd, port, f"{work}/{name}.log")
+            targets.append((name, port))
+        script = wrk_script(work, args.sessions, method)
+        for _, port in targets:  # warm every proxy, its pools and its table
+            measure(port, argparse.Namespace(**{**vars(args), "seconds": 1}), script)
+        results = {name: [] for name, _ in targets}
+        for r in range(args.rounds):
+            order = targets[r % len(targets):] + targets[:r % len(targets)]
+            for name, port in order:
+                results[name].append(measure(port, args, script))
+        print(f"path={args.path} conns={args.conns} sessions={args.sessions} workers={args.workers} rounds={args.rounds}x{args.seconds}s")
+        print(f"{'proxy':<14}{'rps (med)':>11}{'p50 ms':>9}{'p99 ms':>9}{'vs nginx':>10}{'vs haproxy':>12}{'vs idlegate':>13}{'not200':>8}{'errors':>8}")
+        summary = {}
+        for name, _ in targets:
+            rows = results[name]
+            vs_nginx = statistics.median(row["rps"] / results["nginx"][i]["rps"] for i, row in enumerate(rows))
+            vs_haproxy = statistics.median(row["rps"] / results["haproxy"][i]["rps"] for i, row in enumerate(rows))
+            vs_idlegate = statistics.median(row["rps"] / results["idlegate"][i]["rps"] for i, row in enumerate(rows))
+            s = {"rps": statistics.median(x["rps"] for x in rows), "p50_ms": statistics.median(x["p50"] for x in rows),
+                 "p99_ms": statistics.median(x["p99"] for x in rows), "vs_nginx": vs_nginx, "vs_haproxy": vs_haproxy, "vs_idlegate": vs_idlegate,
+                 "not200": int(sum(x["not200"] for x in rows)), "errors": int(sum(x["errors"] for x in rows))}
+            summary[name] = s
+            print(f"{name:<14}{s['rps']:>11.0f}{s['p50_ms']:>9.3f}{s['p99_ms']:>9.3f}{vs_nginx:>10.3f}{vs_haproxy:>12.3f}{vs_idlegate:>13.3f}{s['not200']:>8}{s['errors']:>8}")
+        if args.json:
+            print(json.dumps(summary))
+    finally:
+        fleet.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
