@@ -6,30 +6,21 @@ open and idle, and reports the RSS growth per connection. Both proxies stand in 
 stand-in upstream.
 Usage: idle_connections.py --idlegate BINARY [--connections N]
 """
-import tempfile
 import argparse
 import os
 import resource
 import selectors
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import bench  # noqa: E402  (the stand-in upstream and the nginx config)
 
-
-def wait_port(port, timeout=15):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit(f"port {port} did not open")
 
 
 def rss_kib(pid):
@@ -68,7 +59,7 @@ def open_idle(port, n):
 def measure(name, cmd, port, pid_of, n):
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_port(port)
+        bench.wait_port(port, proc, name)
         pid = pid_of(proc)
         warm = open_idle(port, 100)  # let allocators and pools reach their steady state
         for s in warm:
@@ -100,11 +91,11 @@ def main():
     work = tempfile.mkdtemp(prefix="idlegate-idle-")
     upstream = subprocess.Popen(["nginx", "-c", bench.upstream_conf(work)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_port(bench.UPSTREAM)
+        bench.wait_port(bench.UPSTREAM, upstream, "upstream")
         ncfg = open(bench.nginx_conf(work, 1)).read()
         ncfg = ncfg.replace("worker_connections 8192", f"worker_connections {a.connections + 200}")
         ncfg = ncfg.replace("daemon off;", f"daemon off;\nworker_rlimit_nofile {hard};")
-        with open("/tmp/bench-idle-nginx.conf", "w") as f:
+        with open(os.path.join(work, "idle-nginx.conf"), "w") as f:
             f.write(ncfg)
 
         def nginx_worker(proc):
@@ -112,7 +103,7 @@ def main():
             out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
             return int(out[0])
 
-        n = measure("nginx", ["nginx", "-c", "/tmp/bench-idle-nginx.conf"], bench.NGINX, nginx_worker, a.connections)
+        n = measure("nginx", ["nginx", "-c", os.path.join(work, "idle-nginx.conf")], bench.NGINX, nginx_worker, a.connections)
         i = measure("idlegate", [a.idlegate, "serve", "--threads", "1", "--listen", "127.0.0.1:9310",
                                  "--upstream", f"http://127.0.0.1:{bench.UPSTREAM}", "--admin-listen", "127.0.0.1:9311",
                                  "--state-dir", tempfile.mkdtemp(prefix="idlegate-bench-")], 9310, lambda p: p.pid, a.connections)
@@ -120,6 +111,7 @@ def main():
     finally:
         upstream.terminate()
         upstream.wait(10)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

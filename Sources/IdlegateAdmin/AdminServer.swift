@@ -114,7 +114,7 @@ public final class AdminServer: @unchecked Sendable {
     func answer(_ head: RequestHead, for c: AdminConnection) {
         let backend = self.backend
         let loop = self.loop
-        let target = Unretained(c)
+        let target = Unchecked(c)
         queue.async {
             let bytes = AdminRouter(backend: backend).answer(head).bytes
             loop.execute { target.value.write(bytes) }
@@ -220,11 +220,6 @@ final class AdminConnection: EventHandler {
     }
 }
 
-/// Carries a loop-confined object through a `@Sendable` hop that lands back on its own loop.
-struct Unretained<T: AnyObject>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
-}
 
 /// One admin answer.
 struct AdminResponse: Equatable {

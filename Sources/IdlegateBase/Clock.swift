@@ -49,5 +49,4 @@ public final class ManualClock: Clock, @unchecked Sendable {
 
     public func advance(seconds: Int64) { advance(millis: seconds * 1000) }
     public func advance(millis: Int64) { lock.withLock { value += millis } }
-    public func set(_ millis: Int64) { lock.withLock { value = millis } }
 }

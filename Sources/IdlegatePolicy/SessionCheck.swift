@@ -181,7 +181,7 @@ public enum SessionCheck {
         // check mode the id they carried is checked and forwarded in the Cookie instead.
         var id: [UInt8]? = cookie.value
         var moved = false
-        let queryID = head.target.utf8.contains(UInt8(ascii: "?")) ? FormEncoding.queryValue(of: "session_id", in: head.target) : nil
+        let queryID = FormEncoding.queryValue(of: "session_id", in: head.target)
         let headerID = legacyHeaderValue(fields)
         if queryID != nil { d.target = FormEncoding.removingQuery("session_id", from: head.target) }
         if headerID != nil { d.stripHeader = true }

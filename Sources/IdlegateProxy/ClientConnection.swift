@@ -124,21 +124,16 @@ final class ClientConnection: EventHandler {
 
     /// Writes what is queued for the client and tells the machine what moved.
     private func flushClient() {
-        guard machine.phase != .closed else { return }
-        if client.hasQueuedOutput {
-            let before = client.bytesWritten
-            let result = client.flush()
-            if client.bytesWritten != before { machine.clientProgress() }
-            switch result {
-            case .failed: machine.clientClosed(failed: true)
-            case .drained: machine.clientDrained()
-            case .pending: break
-            }
-            perform()
-        } else if machine.phase == .closing {
-            machine.clientDrained()
-            perform()
+        guard machine.phase != .closed, client.hasQueuedOutput else { return }
+        let before = client.bytesWritten
+        let result = client.flush()
+        if client.bytesWritten != before { machine.clientProgress() }
+        switch result {
+        case .failed: machine.clientClosed(failed: true)
+        case .drained: machine.clientDrained()
+        case .pending: break
         }
+        perform()
     }
 
     // MARK: carrying out

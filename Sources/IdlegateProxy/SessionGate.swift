@@ -61,7 +61,7 @@ final class SessionGate: Sendable {
     /// Applies what the verdict says besides its answer: the store change and the events.
     private func finish(_ d: borrowing Verdict, _ r: SessionRequest) {
         if let change = d.storeChange { apply(change) }
-        if !d.events.isEmpty { for e in d.events { record(e, d, head: r.head) } }
+        for e in d.events { record(e, d, method: r.head.method, path: r.path, target: r.head.target) }
     }
 
     func apply(_ change: StoreChange) {
@@ -109,17 +109,15 @@ final class SessionGate: Sendable {
 
     // MARK: events → log lines, metrics, audit events
 
-    private func record(_ e: SessionEvent, _ d: Verdict, head: RequestHead) {
-        record(e, d, method: head.method, path: Substring(AuditEvent.pathWithoutQueryValues(head.target)))
-    }
-
-    /// The one translation of a session event into what operators see. `path` carries no query values.
-    private func record(_ e: SessionEvent, _ d: Verdict, method: String, path: Substring) {
+    /// The one translation of a session event into what operators see. `path` has no query (log lines);
+    /// audit events get the request's `target` with its query values removed, worked out only when there
+    /// is an audit log to write to.
+    private func record(_ e: SessionEvent, _ d: Verdict, method: String, path: Substring, target: String? = nil) {
         func describe(_ a: inout AuditEvent) {
             a.client = d.client
             a.policy = d.policy
             a.method = method
-            a.path = String(path)
+            a.path = target.map(AuditEvent.pathWithoutQueryValues) ?? String(path)
         }
         let key = d.key
         switch e {
@@ -224,8 +222,3 @@ final class VerdictSlot: @unchecked Sendable {
     }
 }
 
-/// Carries a loop-confined object through a `@Sendable` hop that lands back on its own loop.
-struct Unchecked<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
-}

@@ -49,8 +49,7 @@ extension ConnectionMachine {
     /// Opening the upstream connection failed (refused, unreachable, no address): a 502 at once.
     func upstreamFailed(reason: String) {
         guard phase == .proxying, let x = exchange else { return }
-        upstream = .none
-        upstreamFailed(x, status: 502, reason: reason)
+        upstreamFailed(x, status: 502, reason: reason)  // its release closes the socket that failed
     }
 
     /// Parses and re-frames response bytes into the client's output.

@@ -276,9 +276,8 @@ final class ConnectionMachine {
         if case .answer(let status, let bytes) = v.action {
             // An expired session (enforce): Odoo's own answer, without asking Odoo. A request body the
             // answer leaves unread means the connection cannot go on.
-            let keep = r.keepAlive && r.framing == .none && r.upgrade == nil
             answer(status, bytes, cause: .expiry, reason: "session expired", route: v.route, request: Exchange.describe(r.head.method, r.path),
-                   keepAlive: keep)
+                   keepAlive: r.check.keepAlive)  // no body left unread, no upgrade: the answer's own keep-alive
             return
         }
         forward(v, r)
