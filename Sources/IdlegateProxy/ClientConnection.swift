@@ -139,8 +139,8 @@ final class ClientConnection: EventHandler {
     // MARK: carrying out
 
     /// Empties the outbox until the machine asks for nothing more: the actions in order (so an answer's
-    /// log line is written before the answer reaches the client), and the bytes for each side before
-    /// anything that ends a stream, and after the actions.
+    /// log line is written before the answer reaches the client), each side's bytes before what ends that
+    /// side's stream, and the rest after the actions.
     func perform() {
         let out = worker.outbox
         repeat {
@@ -148,11 +148,13 @@ final class ClientConnection: EventHandler {
             while i < out.actions.count {
                 let action = out.actions[i]
                 i += 1
-                if action.needsBytesWrittenFirst { writeOut(out) }
+                if action.endsClientStream { writeClient(out) }
+                if case .releaseUpstream = action { writeUpstream(out) }
                 carryOut(action)
             }
             if i > 0 { out.actions.removeAll(keepingCapacity: true) }
-            writeOut(out)
+            writeClient(out)
+            writeUpstream(out)
         } while !out.actions.isEmpty
         if machine.phase == .closing && !client.hasQueuedOutput {
             machine.clientDrained()
@@ -160,8 +162,8 @@ final class ClientConnection: EventHandler {
         }
     }
 
-    /// Hands the outbox's bytes to each side's channel and tells the machine what did not go through.
-    private func writeOut(_ out: Outbox) {
+    /// Hands the outbox's client bytes to the client's channel and tells the machine what did not go through.
+    private func writeClient(_ out: Outbox) {
         if !out.client.isEmpty {
             let ok = machine.phase == .closed || client.write(out.client)
             out.client.removeAll(keepingCapacity: true)
@@ -171,6 +173,10 @@ final class ClientConnection: EventHandler {
                 machine.clientBacklogged()
             }
         }
+    }
+
+    /// The same for the upstream's bytes.
+    private func writeUpstream(_ out: Outbox) {
         if !out.upstream.isEmpty {
             if let up = upstream {
                 if up.connecting {

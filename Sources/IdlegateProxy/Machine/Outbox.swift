@@ -29,10 +29,10 @@ enum Action {
 }
 
 extension Action {
-    /// Ends or hands over a stream: the bytes queued before it must be written first.
-    var needsBytesWrittenFirst: Bool {
+    /// Ends the client's stream: the client bytes queued before it must be written first.
+    var endsClientStream: Bool {
         switch self {
-        case .shutdownClientWrite, .closeClient, .releaseUpstream: return true
+        case .shutdownClientWrite, .closeClient: return true
         default: return false
         }
     }
