@@ -18,6 +18,30 @@ enum ByteClass {
         b == 0x09 || (b >= 0x20 && b != 0x7F)
     }
 
+    /// The first byte of `range` that `isFieldValue` refuses, or nil. Eight bytes at a time: a word
+    /// with no byte below 0x20 and no DEL is all field-value (0x80–0xFF included); a word that has one
+    /// is looked at byte by byte (a tab is fine, anything else below 0x20 is not).
+    @inline(__always) static func firstNonFieldValue(_ b: UnsafeRawBufferPointer, _ range: Range<Int>) -> Int? {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        var k = range.lowerBound
+        let base = b.baseAddress!
+        while k + 8 <= range.upperBound {
+            let w = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: k, as: UInt64.self))
+            let below20 = (w &- ones &* 0x20) & ~w & highs           // some byte < 0x20
+            let del = ((w ^ (ones &* 0x7F)) &- ones) & ~(w ^ (ones &* 0x7F)) & highs  // some byte == 0x7F
+            if below20 | del != 0 {
+                for j in k..<(k + 8) where !isFieldValue(b[j]) { return j }
+            }
+            k += 8
+        }
+        while k < range.upperBound {
+            if !isFieldValue(b[k]) { return k }
+            k += 1
+        }
+        return nil
+    }
+
     /// Characters allowed in a request-target: visible ASCII only (RFC 9112 §3.2; browsers
     /// percent-encode everything else), less `#`: a fragment is never sent (RFC 9112 §3.2 has no place
     /// for one), and werkzeug cuts it off before it finds the query, so a `?session_id=` behind a `#`

@@ -111,6 +111,10 @@ public enum CookieHeader {
         r.count == 10 && header[r].elementsEqual(sessionName)
     }
 
+    static func isSessionName(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
+        name.count == 10 && name.elementsEqual(sessionName)
+    }
+
     /// Python's bytes `\s` and `bytes.strip()`: space, \t, \n, \r, \v, \f.
     @inline(__always) static func isASCIISpace(_ c: UInt8) -> Bool {
         c == 0x20 || (c >= 0x09 && c <= 0x0D)
@@ -161,7 +165,7 @@ public enum CookieHeader {
     /// 12–15, so idlegate forwards none, or versions would disagree.
     static let attributeNames: [[UInt8]] = ["expires", "path", "comment", "max-age", "secure", "httponly", "version"].map { Array($0.utf8) }
 
-    static func isAttributeName(_ name: ArraySlice<UInt8>) -> Bool {
+    static func isAttributeName<Name: Collection<UInt8>>(_ name: Name) -> Bool {
         guard name.count >= 4 && name.count <= 8 else { return false }
         return attributeNames.contains { a in a.count == name.count && zip(a, name).allSatisfy { $0 == $1.asciiLowercased } }
     }

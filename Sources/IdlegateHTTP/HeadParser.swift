@@ -1,3 +1,4 @@
+import Glibc  // memchr: the line ends are found with the C library's vectorised scan
 import IdlegateBase
 
 /// Incremental, strict parser for a message head (RFC 9112 §2–§5). Feed it the bytes received so far
@@ -40,10 +41,13 @@ public struct HeadParser: Sendable {
         var i = scanned
         let end = input.count
         while i < end {
-            if input[i] != .lf {
-                i += 1
-                continue
+            // The next LF; everything else on a line is checked by the line's own rule (a CR or a
+            // control byte inside a line is refused there).
+            guard let found = memchr(input.baseAddress! + i, Int32(UInt8.lf), end - i) else {
+                i = end
+                break
             }
+            i = UnsafeRawPointer(found) - input.baseAddress!
             // A line ends at i. RFC 9112 §2.2: a bare LF as line terminator is refused.
             guard i > lineStart, input[i - 1] == .cr else {
                 throw kind == .request ? .bad("bare LF line ending") : .bad("bare LF in response head")
@@ -104,13 +108,8 @@ public struct HeadParser: Sendable {
         var v1 = line.upperBound
         while v0 < v1 && (b[v0] == .sp || b[v0] == .htab) { v0 += 1 }
         while v1 > v0 && (b[v1 - 1] == .sp || b[v1 - 1] == .htab) { v1 -= 1 }
-        var k = v0
-        while k < v1 {
-            let c = b[k]
-            if !ByteClass.isFieldValue(c) {
-                throw .bad(c == .cr ? "bare CR in a field value" : "control character in a field value")
-            }
-            k += 1
+        if let bad = ByteClass.firstNonFieldValue(b, v0..<v1) {
+            throw .bad(b[bad] == .cr ? "bare CR in a field value" : "control character in a field value")
         }
         if entries.capacity == 0 { entries.reserveCapacity(24) }
         // Offsets are kept relative to the head's start (final once the start line is found).

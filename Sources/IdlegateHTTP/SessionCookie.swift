@@ -1,3 +1,5 @@
+import Glibc  // memcmp
+
 /// What a request's `Cookie` lines say about `session_id`, and the one Cookie line to forward.
 ///
 /// Odoo's two servers join repeated Cookie lines differently before werkzeug reads them: werkzeug's
@@ -40,9 +42,12 @@ public struct SessionCookie: Sendable, Equatable {
         }
         if lines == 1 {
             let header = fields.valueBytes(at: line)
-            value = Self.firstSessionID(header, .search)
+            let plain = Self.readPlain(header)
+            // A plain line's first `session_id` is what every reader finds (no quote, no space to
+            // strip): taken from the same pass. Any other line is read as werkzeug reads it.
+            value = plain.isPlain ? plain.sessionID.map { Array(header[$0]) } : Self.firstSessionID(header, .search)
             conflict = false
-            isPlain = Self.isPlain(header)
+            isPlain = plain.isPlain
             return
         }
         let comma = Self.firstSessionID(Self.join(fields, UInt8(ascii: ","))[...], .search)
@@ -81,29 +86,46 @@ public struct SessionCookie: Sendable, Equatable {
     /// Whether one line is `pair (";" [" "] pair)*`, each pair a token, `=`, and cookie-octets or commas,
     /// with no name twice and no name werkzeug 0.16 drops. Such a line has no quote, backslash or stray
     /// whitespace: every werkzeug version reads exactly its pairs. (An empty line is plain too.)
-    public static func isPlain(_ header: ArraySlice<UInt8>) -> Bool {
-        let n = header.endIndex
-        var i = header.startIndex
-        if i == n { return true }
+    public static func isPlain(_ header: ArraySlice<UInt8>) -> Bool { readPlain(header).isPlain }
+
+    /// `isPlain`, and the range of the first `session_id` value of a plain line: one pass over the bytes.
+    static func readPlain(_ header: ArraySlice<UInt8>) -> (isPlain: Bool, sessionID: Range<Int>?) {
+        header.withUnsafeBufferPointer { b in
+            guard let r = readPlain(b) else { return (false, nil) }
+            return (true, r.map { ($0.lowerBound + header.startIndex)..<($0.upperBound + header.startIndex) })
+        }
+    }
+
+    /// Nil when the line is not plain; else the first `session_id` value's range, if there is one.
+    private static func readPlain(_ b: UnsafeBufferPointer<UInt8>) -> Range<Int>?? {
+        let n = b.count
+        if n == 0 { return .some(nil) }
         let maxPairs = 32
-        return withUnsafeTemporaryAllocation(of: Range<Int>.self, capacity: maxPairs) { names in
+        return withUnsafeTemporaryAllocation(of: Range<Int>.self, capacity: maxPairs) { names -> Range<Int>?? in
             var count = 0
+            var session: Range<Int>? = nil
+            var i = 0
             while true {
                 let nameStart = i
-                while i < n && CookieHeader.isPlainNameByte(header[i]) { i += 1 }
+                while i < n && CookieHeader.isPlainNameByte(b[i]) { i += 1 }
                 let name = nameStart..<i
-                guard !name.isEmpty, i < n, header[i] == CookieHeader.equals else { return false }
+                guard !name.isEmpty, i < n, b[i] == CookieHeader.equals else { return nil }
                 i += 1
-                while i < n && CookieHeader.isPlainValueByte(header[i]) { i += 1 }
-                if CookieHeader.isAttributeName(header[name]) || count == maxPairs { return false }
-                for k in 0..<count where names[k].count == name.count && header[names[k]].elementsEqual(header[name]) { return false }
+                let valueStart = i
+                while i < n && CookieHeader.isPlainValueByte(b[i]) { i += 1 }
+                if count == maxPairs || CookieHeader.isAttributeName(UnsafeBufferPointer(rebasing: b[name])) { return nil }
+                for k in 0..<count where names[k].count == name.count
+                    && memcmp(b.baseAddress! + names[k].lowerBound, b.baseAddress! + name.lowerBound, name.count) == 0 {
+                    return nil
+                }
+                if session == nil && CookieHeader.isSessionName(UnsafeBufferPointer(rebasing: b[name])) { session = valueStart..<i }
                 names[count] = name
                 count += 1
-                if i == n { return true }
-                guard header[i] == CookieHeader.semicolon else { return false }
+                if i == n { return .some(session) }
+                guard b[i] == CookieHeader.semicolon else { return nil }
                 i += 1
-                if i < n && header[i] == UInt8(ascii: " ") { i += 1 }
-                if i == n { return false }
+                if i < n && b[i] == UInt8(ascii: " ") { i += 1 }
+                if i == n { return nil }
             }
         }
     }

@@ -113,6 +113,8 @@ struct CookieTests {
     @Test(arguments: [
         ("tz=UTC; session_id=\(A); cids=1", true),
         ("session_id=\(A)", true),
+        ("a=1; session_id=; session_ids=2", true),  // an empty id is still the first
+        ("session_id=x,y; b=2", true),
         ("a=1;b=2", true),
         ("", true),
         ("a=", true),
@@ -132,6 +134,14 @@ struct CookieTests {
     ])
     func plainLines(_ line: String, _ plain: Bool) {
         #expect(SessionCookie.isPlain(Array(line.utf8)[...]) == plain, "\(line)")
+        // The plain pass's own `session_id` is the one werkzeug's reader finds, in a slice that does
+        // not start at 0.
+        let padded = Array(("xx" + line).utf8)[2...]
+        let read = SessionCookie.readPlain(padded)
+        #expect(read.isPlain == plain)
+        if plain {
+            #expect(read.sessionID.map { Array(padded[$0]) } == SessionCookie.firstSessionID(padded, .search), "\(line)")
+        }
     }
 
     @Test func severalLinesAreNeverPlain() {
