@@ -11,36 +11,83 @@ public enum FieldName: UInt8, Sendable {
     /// forwarded (as nginx drops them by default, `underscores_in_headers off`).
     case underscored
 
-    /// Lower-case spellings, by tag.
-    static let spellings: [(FieldName, [UInt8])] = ([
-        (.host, "host"), (.contentLength, "content-length"), (.transferEncoding, "transfer-encoding"),
-        (.connection, "connection"), (.keepAlive, "keep-alive"), (.proxyConnection, "proxy-connection"),
-        (.te, "te"), (.trailer, "trailer"), (.upgrade, "upgrade"), (.proxyAuthenticate, "proxy-authenticate"),
-        (.proxyAuthorization, "proxy-authorization"), (.expect, "expect"), (.cookie, "cookie"),
-        (.setCookie, "set-cookie"), (.contentType, "content-type"), (.xOpenerpSessionID, "x-openerp-session-id"), (.xForwardedFor, "x-forwarded-for"), (.xForwardedProto, "x-forwarded-proto"),
-        (.xForwardedHost, "x-forwarded-host"), (.forwarded, "forwarded"), (.xRealIP, "x-real-ip"),
-    ] as [(FieldName, String)]).map { ($0.0, Array($0.1.utf8)) }
-
-    /// Candidates by name length, so a name is compared with at most three spellings.
-    private static let byLength: [[(FieldName, [UInt8])]] = {
-        var t = [[(FieldName, [UInt8])]](repeating: [], count: 21)
-        for s in spellings { t[s.1.count].append(s) }
-        return t
-    }()
-
-    /// Recognises a field name (any case); `.other` for the rest.
+    /// Recognises a field name (any case; a token, as the parser has checked); `.other` for the rest. Runs for every field of every head:
+    /// a switch on the length and the first letter leaves at most one spelling to compare.
     static func classify(_ name: UnsafeRawBufferPointer) -> FieldName {
-        if name.count < 21 {
-            for (tag, spelling) in byLength[name.count] {
-                var i = 0
-                while i < spelling.count && name[i].asciiLowercased == spelling[i] { i += 1 }
-                if i == spelling.count { return tag }
-            }
+        let n = name.count
+        guard n >= 2 && n <= 20 else { return otherOrUnderscored(name) }
+        let tag: FieldName
+        switch (n, name[0] | 0x20) {
+        case (2, 0x74): tag = .te
+        case (4, 0x68): tag = .host
+        case (6, 0x63): tag = .cookie
+        case (6, 0x65): tag = .expect
+        case (7, 0x74): tag = .trailer
+        case (7, 0x75): tag = .upgrade
+        case (9, 0x66): tag = .forwarded
+        case (9, 0x78): tag = .xRealIP
+        case (10, 0x63): tag = .connection
+        case (10, 0x6B): tag = .keepAlive
+        case (10, 0x73): tag = .setCookie
+        case (12, 0x63): tag = .contentType
+        case (14, 0x63): tag = .contentLength
+        case (15, 0x78): tag = .xForwardedFor
+        case (16, 0x70): tag = .proxyConnection
+        case (16, 0x78): tag = .xForwardedHost
+        case (17, 0x74): tag = .transferEncoding
+        case (17, 0x78): tag = .xForwardedProto
+        case (18, 0x70): tag = .proxyAuthenticate
+        case (19, 0x70): tag = .proxyAuthorization
+        case (20, 0x78): tag = .xOpenerpSessionID
+        default: return otherOrUnderscored(name)
         }
-        return name.contains(UInt8(ascii: "_")) ? .underscored : .other
+        return matches(name, spelling(of: tag)) ? tag : otherOrUnderscored(name)
     }
 
+    /// The lower-case spelling of a known tag.
+    static func spelling(of tag: FieldName) -> StaticString {
+        switch tag {
+        case .host: "host"
+        case .contentLength: "content-length"
+        case .transferEncoding: "transfer-encoding"
+        case .connection: "connection"
+        case .keepAlive: "keep-alive"
+        case .proxyConnection: "proxy-connection"
+        case .te: "te"
+        case .trailer: "trailer"
+        case .upgrade: "upgrade"
+        case .proxyAuthenticate: "proxy-authenticate"
+        case .proxyAuthorization: "proxy-authorization"
+        case .expect: "expect"
+        case .cookie: "cookie"
+        case .setCookie: "set-cookie"
+        case .contentType: "content-type"
+        case .xOpenerpSessionID: "x-openerp-session-id"
+        case .xForwardedFor: "x-forwarded-for"
+        case .xForwardedProto: "x-forwarded-proto"
+        case .xForwardedHost: "x-forwarded-host"
+        case .forwarded: "forwarded"
+        case .xRealIP: "x-real-ip"
+        case .other, .underscored: ""
+        }
+    }
+
+    /// ASCII case-insensitive equality with a lower-case spelling of the same length. A name is a
+    /// token, so OR-ing 0x20 lower-cases its letters and leaves `-` (0x2D) and digits alone; the one
+    /// token byte it could confuse, `_` (0x5F → 0x7F), matches no spelling.
+    @inline(__always) private static func matches(_ name: UnsafeRawBufferPointer, _ spelling: StaticString) -> Bool {
+        let s = spelling.utf8Start
+        for i in 0..<name.count where name[i] | 0x20 != s[i] { return false }
+        return true
+    }
+
+    @inline(__always) private static func otherOrUnderscored(_ name: UnsafeRawBufferPointer) -> FieldName {
+        name.contains(UInt8(ascii: "_")) ? .underscored : .other
+    }
+
+    /// A name built in code rather than parsed: only a token can be a known name.
     static func classify(_ name: String) -> FieldName {
+        guard name.utf8.allSatisfy(ByteClass.isToken) else { return name.utf8.contains(UInt8(ascii: "_")) ? .underscored : .other }
         var n = name
         return n.withUTF8 { classify(UnsafeRawBufferPointer($0)) }
     }

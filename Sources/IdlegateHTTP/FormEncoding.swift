@@ -29,8 +29,8 @@ public enum FormEncoding {
     /// The value of query parameter `name` in a request target; nil when absent (`?%73ession_id=` is
     /// found too: names are decoded as werkzeug decodes them).
     public static func queryValue(of name: String, in target: String) -> [UInt8]? {
-        guard let q = target.utf8.firstIndex(of: UInt8(ascii: "?")) else { return nil }
-        return value(of: name, in: target.utf8[target.utf8.index(after: q)...])
+        guard let q = target.utf8Offset(of: UInt8(ascii: "?")) else { return nil }
+        return value(of: name, in: target.utf8[target.utf8.index(target.utf8.startIndex, offsetBy: q + 1)...])
     }
 
     /// The target without any query parameter whose decoded name is `name` (the others as they came).

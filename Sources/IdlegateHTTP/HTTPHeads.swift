@@ -24,8 +24,8 @@ public struct RequestHead: Sendable, Equatable {
 
     /// The path part of the target, without the query.
     public var path: Substring {
-        if let q = target.utf8.firstIndex(of: UInt8(ascii: "?")) { return target[..<q] }
-        return target[...]
+        guard let q = target.utf8Offset(of: UInt8(ascii: "?")) else { return target[...] }
+        return target[..<target.utf8.index(target.utf8.startIndex, offsetBy: q)]
     }
 
     /// Whether the client wants the connection kept open after this exchange (RFC 9112 §9.3).

@@ -231,9 +231,11 @@ public struct HeadParser: Sendable {
     /// uri-host [ ":" port ] (RFC 9110 §7.2, RFC 3986 §3.2.2): reg-name characters or an IP literal;
     /// no userinfo, no whitespace, not empty.
     static func isValidHost(_ h: String) -> Bool {
-        guard !h.isEmpty, h.utf8.count <= 255 else { return false }
-        for c in h.utf8 where !ByteClass.isHostChar(c) { return false }
-        return true
+        h.withUTF8Bytes { b in
+            guard !b.isEmpty, b.count <= 255 else { return false }
+            for c in b where !ByteClass.isHostChar(c) { return false }
+            return true
+        }
     }
 }
 

@@ -33,17 +33,21 @@ public enum SessionIDShape {
 
     public static func isValid(_ id: UnsafeBufferPointer<UInt8>) -> Bool {
         switch id.count {
-        case 40:
-            for c in id where !((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66)) { return false }
-            return true
-        case 84...86:
-            for c in id where !((c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || c == 0x2D || c == 0x5F) {
-                return false
-            }
-            return true
-        default:
-            return false
+        case 40: return all(id, low: 0x03FF_0000_0000_0000, high: 0x0000_007E_0000_0000)          // 0-9 a-f
+        case 84...86: return all(id, low: 0x03FF_2000_0000_0000, high: 0x07FF_FFFE_87FF_FFFE)     // 0-9 A-Z a-z - _
+        default: return false
         }
+    }
+
+    /// Whether every byte is in the set given as two 64-bit masks (bytes 0–63, 64–127), without a
+    /// branch per byte.
+    @inline(__always) private static func all(_ id: UnsafeBufferPointer<UInt8>, low: UInt64, high: UInt64) -> Bool {
+        var ok: UInt64 = 1
+        for c in id {
+            let mask = c < 64 ? low : (c < 128 ? high : 0)
+            ok &= mask >> UInt64(c & 63)
+        }
+        return ok & 1 != 0
     }
 }
 

@@ -18,6 +18,14 @@ struct ByteClassTests {
         }
     }
 
+    @Test func cookieValueBytesAreCookieOctetsOrComma() {
+        for c in 0...255 {
+            let b = UInt8(c)
+            let octet = b == 0x21 || (0x23...0x2B).contains(b) || (0x2D...0x3A).contains(b) || (0x3C...0x5B).contains(b) || (0x5D...0x7E).contains(b)
+            #expect(CookieHeader.isPlainValueByte(b) == (octet || b == UInt8(ascii: ",")), "byte \(c)")
+        }
+    }
+
     @Test func fieldValueScanFindsTheFirstOfSeveralAndKeepsToItsRange() {
         var line = [UInt8](repeating: 0x80, count: 32)
         line[3] = 0x7F
@@ -33,5 +41,51 @@ struct ByteClassTests {
         // Tabs, spaces, obs-text and DEL's neighbours are all fine.
         let ok: [UInt8] = [0x09, 0x20, 0x7E, 0x80, 0xFF, 0x21, 0x09, 0x09, 0x41, 0x7E, 0xFE]
         ok.withUnsafeBytes { #expect(ByteClass.firstNonFieldValue($0, 0..<ok.count) == nil) }
+    }
+}
+
+/// Field names are recognised in any case, and only when spelled exactly.
+struct FieldNameTests {
+    static let known: [(FieldName, String)] = [
+        (.host, "host"), (.contentLength, "content-length"), (.transferEncoding, "transfer-encoding"),
+        (.connection, "connection"), (.keepAlive, "keep-alive"), (.proxyConnection, "proxy-connection"),
+        (.te, "te"), (.trailer, "trailer"), (.upgrade, "upgrade"), (.proxyAuthenticate, "proxy-authenticate"),
+        (.proxyAuthorization, "proxy-authorization"), (.expect, "expect"), (.cookie, "cookie"),
+        (.setCookie, "set-cookie"), (.contentType, "content-type"), (.xOpenerpSessionID, "x-openerp-session-id"),
+        (.xForwardedFor, "x-forwarded-for"), (.xForwardedProto, "x-forwarded-proto"),
+        (.xForwardedHost, "x-forwarded-host"), (.forwarded, "forwarded"), (.xRealIP, "x-real-ip"),
+    ]
+
+    @Test func everyKnownNameInAnyCase() {
+        for (tag, name) in Self.known {
+            #expect(FieldName.classify(name) == tag)
+            #expect(FieldName.classify(name.uppercased()) == tag)
+            #expect(FieldName.spelling(of: tag).description == name)
+            // Mixed case, letter by letter.
+            let mixed = String(name.enumerated().map { $0.offset % 2 == 0 ? Character($0.element.uppercased()) : $0.element })
+            #expect(FieldName.classify(mixed) == tag)
+        }
+    }
+
+    @Test func nearMissesAreOther() {
+        for (_, name) in Self.known {
+            var bytes = Array(name.utf8)
+            for i in bytes.indices {
+                let keep = bytes[i]
+                for other in [UInt8(ascii: "~"), UInt8(ascii: "^"), UInt8(ascii: "0"), UInt8(ascii: "`"), 0x0D, 0x7F] where other | 0x20 != keep {
+                    bytes[i] = other
+                    let tag = bytes.withUnsafeBytes { FieldName.classify($0) }
+                    #expect(tag == .other, "\(String(decoding: bytes, as: UTF8.self))")
+                    #expect(FieldName.classify(String(decoding: bytes, as: UTF8.self)) == .other)
+                }
+                bytes[i] = keep
+            }
+            #expect(FieldName.classify(name + "s") == .other)
+            #expect(FieldName.classify(String(name.dropLast())) == .other)
+        }
+        #expect(FieldName.classify("X_Openerp_Session_Id") == .underscored)
+        #expect(FieldName.classify("host_") == .underscored)
+        #expect(FieldName.classify("") == .other)
+        #expect(FieldName.classify("x") == .other)
     }
 }

@@ -44,6 +44,23 @@ struct SessionKeyTests {
         #expect(SessionIDShape.isValid(Array(id.utf8)) == valid)
     }
 
+    /// Every byte value in every place of a 40-hex and an 86-character id, against the rule spelled out.
+    @Test func shapesByteByByte() {
+        func hex(_ c: UInt8) -> Bool { (0x30...0x39).contains(c) || (0x61...0x66).contains(c) }
+        func base64url(_ c: UInt8) -> Bool {
+            (0x30...0x39).contains(c) || (0x41...0x5A).contains(c) || (0x61...0x7A).contains(c) || c == 0x2D || c == 0x5F
+        }
+        for (length, rule) in [(40, hex), (86, base64url)] as [(Int, (UInt8) -> Bool)] {
+            for at in [0, 1, 39, length - 1] {
+                for c in 0...255 {
+                    var id = [UInt8](repeating: UInt8(ascii: "a"), count: length)
+                    id[at] = UInt8(c)
+                    #expect(SessionIDShape.isValid(id) == rule(UInt8(c)), "byte \(c) at \(at) of \(length)")
+                }
+            }
+        }
+    }
+
     @Test func randomSecretsDiffer() throws {
         let a = try #require(SessionKeyDeriver.randomSecret())
         let b = try #require(SessionKeyDeriver.randomSecret())
