@@ -89,3 +89,31 @@ struct FieldNameTests {
         #expect(FieldName.classify("x") == .other)
     }
 }
+
+/// Copying kept lines in blocks writes exactly what writing them one by one writes.
+struct FieldCopyTests {
+    static let lines = [
+        "Host: a", "X-A:  two spaces", "X-B:\ttab", "X-C: trailing \t", "X-D:", "X-E: ", "X-F:none",
+        "Cookie: a=1; b=2", "X-G: v", "Content-Length: 0", "X-H: \u{80}obs", "X-I:  ",
+    ]
+
+    @Test func blocksWriteWhatLinesWrite() throws {
+        let text = "GET / HTTP/1.1\r\n" + Self.lines.joined(separator: "\r\n") + "\r\n\r\n"
+        let (head, _) = try #require(try parseRequest(text))
+        let fields = head.fields
+        // Every subset given by a mask over the first 12 lines (all 4096 of them).
+        for mask in 0..<(1 << fields.count) {
+            var blocks: [UInt8] = []
+            fields.write(into: &blocks) { i, _ in mask & (1 << i) != 0 }
+            var one: [UInt8] = []
+            for i in 0..<fields.count where mask & (1 << i) != 0 { fields.writeField(at: i, into: &one) }
+            #expect(blocks == one, "mask \(mask)")
+        }
+        // A field added after parsing (its own storage, no CRLF after it) is written, not copied.
+        var more = fields
+        more.append(name: "X-Z", value: "z")
+        var out: [UInt8] = []
+        more.write(into: &out)
+        #expect(String(decoding: out, as: UTF8.self).hasSuffix("X-I: \r\nX-Z: z\r\n"))
+    }
+}

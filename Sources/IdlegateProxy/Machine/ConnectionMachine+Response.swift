@@ -151,13 +151,16 @@ extension ConnectionMachine {
 
     /// The response's end-to-end fields, each Set-Cookie hardened (and a new session_id recorded).
     func writeResponseFields(_ x: Exchange, _ fields: HTTPFields, named: [String]) {
+        var run = HTTPFields.Run()
+        defer { fields.flush(&run, into: &out.client) }
         for i in 0..<fields.count {
             let known = fields.known(at: i)
             if HeaderRewriting.isHopByHop(fields, i, known, named: named) { continue }
             guard known == .setCookie else {
-                fields.writeField(at: i, into: &out.client)
+                fields.copy(i, &run, into: &out.client)
                 continue
             }
+            fields.flush(&run, into: &out.client)
             let (hardened, order) = current.gate.responseCookie(fields.value(at: i), of: x.session, loginBody: &x.loginBody, json: x.loginIsJSON,
                                                                 method: x.method, path: x.logPath)
             if let hardened {
