@@ -18,25 +18,25 @@ extension BodyFraming {
     /// the status for any other coding), never with Content-Length, never in HTTP/1.0; one Content-Length
     /// of plain digits. Nil when neither field is present.
     static func declared(_ fields: HTTPFields, version: HTTPVersion, message: String, otherCoding: Int) throws(HTTPParseError) -> BodyFraming? {
-        let te = fields.indices(of: .transferEncoding)
-        let cl = fields.indices(of: .contentLength)
-        if !te.isEmpty {
+        let te = fields.occurrences(of: .transferEncoding)
+        let cl = fields.occurrences(of: .contentLength)
+        if te.count > 0 {
             // §6.1: a server MAY reject TE with CL; both present is the classic smuggling shape.
-            if !cl.isEmpty { throw .bad("Transfer-Encoding together with Content-Length") }
+            if cl.count > 0 { throw .bad("Transfer-Encoding together with Content-Length") }
             // §6.1: TE in an HTTP/1.0 message means the message is faulty.
             if version == .http10 { throw .bad("Transfer-Encoding in an HTTP/1.0 \(message)") }
             guard te.count == 1 else { throw .bad("more than one Transfer-Encoding field") }
-            let codings = fields.value(at: te[0]).split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingOWS() }
+            let codings = fields.value(at: te.first).split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingOWS() }
             guard codings.count == 1, codings[0].lowercased() == "chunked" else {
                 if codings.contains(where: { $0.isEmpty }) { throw .bad("malformed Transfer-Encoding") }
                 throw HTTPParseError(otherCoding, "transfer coding other than chunked")
             }
             return .chunked
         }
-        if cl.isEmpty { return nil }
+        if cl.count == 0 { return nil }
         // §6.3 rule 5: several or list-valued Content-Length fields are refused, even when equal.
         guard cl.count == 1 else { throw .bad("more than one Content-Length field") }
-        let n = try RequestHead.contentLength(fields.valueBytes(at: cl[0]))
+        let n = try RequestHead.contentLength(fields.valueBytes(at: cl.first))
         return n == 0 ? BodyFraming.none : .length(n)  // spelled out: a bare .none here would be Optional.none
     }
 }

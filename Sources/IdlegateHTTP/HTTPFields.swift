@@ -65,53 +65,65 @@ public struct HTTPFields: Sendable, Equatable {
         return out
     }
 
-    /// Calls `body` with the byte range of each comma-separated element of every `known` field,
-    /// whitespace trimmed, until it returns false. No allocation.
-    func forEachToken(_ known: FieldName, _ body: (Range<Int>) -> Bool) {
-        for e in entries where e.known == known {
-            var i = e.value.lowerBound
-            let end = e.value.upperBound
-            while i < end {
-                while i < end && (storage[i] == .sp || storage[i] == .htab || storage[i] == UInt8(ascii: ",")) { i += 1 }
-                var j = i
-                while j < end && storage[j] != UInt8(ascii: ",") { j += 1 }
-                var k = j
-                while k > i && (storage[k - 1] == .sp || storage[k - 1] == .htab) { k -= 1 }
-                if k > i && !body(i..<k) { return }
-                i = j
+    /// Calls `body` with the bytes of each comma-separated element of every `known` field, whitespace
+    /// trimmed, until it returns false. No allocation.
+    func forEachToken(_ known: FieldName, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) {
+        storage.withUnsafeBufferPointer { b in
+            for e in entries where e.known == known {
+                var i = e.value.lowerBound
+                let end = e.value.upperBound
+                while i < end {
+                    while i < end && (b[i] == .sp || b[i] == .htab || b[i] == UInt8(ascii: ",")) { i += 1 }
+                    var j = i
+                    while j < end && b[j] != UInt8(ascii: ",") { j += 1 }
+                    var k = j
+                    while k > i && (b[k - 1] == .sp || b[k - 1] == .htab) { k -= 1 }
+                    if k > i && !body(UnsafeBufferPointer(rebasing: b[i..<k])) { return }
+                    i = j
+                }
             }
         }
     }
 
-    private func token(_ r: Range<Int>, is lowercased: String) -> Bool {
-        guard r.count == lowercased.utf8.count else { return false }
-        var m = r.lowerBound
-        for c in lowercased.utf8 {
-            if storage[m].asciiLowercased != c { return false }
-            m += 1
-        }
+    /// Whether `token` is `lowercased`, ASCII case-insensitively.
+    @inline(__always) static func token(_ token: UnsafeBufferPointer<UInt8>, is lowercased: StaticString) -> Bool {
+        guard token.count == lowercased.utf8CodeUnitCount else { return false }
+        let l = lowercased.utf8Start
+        for m in 0..<token.count where token[m].asciiLowercased != l[m] { return false }
         return true
     }
 
     /// Whether any `known` field lists `token` (lower case) among its comma-separated elements,
     /// compared case-insensitively, without allocating (for `Connection: close` and the like).
-    public func containsToken(_ known: FieldName, _ token: String) -> Bool {
+    public func containsToken(_ known: FieldName, _ token: StaticString) -> Bool {
         var found = false
-        forEachToken(known) { r in
-            found = self.token(r, is: token)
+        forEachToken(known) { t in
+            found = Self.token(t, is: token)
             return !found
         }
         return found
     }
 
     /// Whether any `known` field lists an element other than `allowed` (lower case).
-    public func containsToken(_ known: FieldName, otherThan allowed: [String]) -> Bool {
+    public func containsToken(_ known: FieldName, otherThan allowed: [StaticString]) -> Bool {
         var other = false
-        forEachToken(known) { r in
-            other = !allowed.contains { self.token(r, is: $0) }
+        forEachToken(known) { t in
+            other = !allowed.contains { Self.token(t, is: $0) }
             return !other
         }
         return other
+    }
+
+    /// How many fields are `known`, and the first one's index (-1 when none): what the framing and Host
+    /// rules need, without building a list.
+    public func occurrences(of known: FieldName) -> (count: Int, first: Int) {
+        var count = 0
+        var first = -1
+        for i in 0..<entries.count where entries[i].known == known {
+            if count == 0 { first = i }
+            count += 1
+        }
+        return (count, first)
     }
 
     /// Whether field `i` is called `lowercased` (which must be given in lower case).

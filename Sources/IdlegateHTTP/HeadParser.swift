@@ -189,11 +189,11 @@ public struct HeadParser: Sendable {
     /// RFC 9112 §3.2: a 1.1 request needs exactly one Host; two are refused (two parsers could pick
     /// different ones). An absolute-form target's authority replaces the Host field (§3.2.2).
     private static func checkHost(_ head: inout RequestHead, limits: HTTPLimits) throws(HTTPParseError) {
-        let hosts = head.fields.indices(of: .host)
+        let hosts = head.fields.occurrences(of: .host)
         if hosts.count > 1 { throw .bad("more than one Host field") }
         if head.method == "CONNECT" { throw HTTPParseError(405, "CONNECT is not supported") }
         let t = head.target
-        if t.hasPrefix("/") {
+        if t.utf8.first == UInt8(ascii: "/") {
             // origin-form
         } else if t == "*" {
             guard head.method == "OPTIONS" else { throw .bad("asterisk-form target outside OPTIONS") }
@@ -208,11 +208,11 @@ public struct HeadParser: Sendable {
         } else {
             throw .bad("unsupported request-target form")
         }
-        if hosts.isEmpty {
+        if hosts.count == 0 {
             if head.version == .http11 { throw .bad("HTTP/1.1 request without Host") }
             return
         }
-        guard isValidHost(head.fields.value(at: hosts[0])) else { throw .bad("invalid Host field") }
+        guard head.fields.valueBytes(at: hosts.first).withUnsafeBufferPointer(isValidHost) else { throw .bad("invalid Host field") }
     }
 
     private static func absoluteFormAuthority(_ t: String) -> (host: String, rest: String)? {
@@ -230,12 +230,12 @@ public struct HeadParser: Sendable {
 
     /// uri-host [ ":" port ] (RFC 9110 §7.2, RFC 3986 §3.2.2): reg-name characters or an IP literal;
     /// no userinfo, no whitespace, not empty.
-    static func isValidHost(_ h: String) -> Bool {
-        h.withUTF8Bytes { b in
-            guard !b.isEmpty, b.count <= 255 else { return false }
-            for c in b where !ByteClass.isHostChar(c) { return false }
-            return true
-        }
+    static func isValidHost(_ h: String) -> Bool { h.withUTF8Bytes(isValidHost) }
+
+    static func isValidHost(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard !b.isEmpty, b.count <= 255 else { return false }
+        for c in b where !ByteClass.isHostChar(c) { return false }
+        return true
     }
 }
 

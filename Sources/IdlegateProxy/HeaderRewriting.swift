@@ -19,7 +19,7 @@ enum HeaderRewriting {
         return fields.tokens(.connection).filter { $0 != "close" && $0 != "keep-alive" && $0 != "upgrade" }
     }
 
-    static let connectionOptions = ["close", "keep-alive", "upgrade"]
+    static let connectionOptions: [StaticString] = ["close", "keep-alive", "upgrade"]
 
     /// Whether field `i` is hop-by-hop: by its own name (`FieldName.isHopByHop`), or named in Connection.
     @inline(__always)
