@@ -133,9 +133,14 @@ public final class AuditLog: @unchecked Sendable {
                 e.reason = "queue full"
                 e.encode(into: &buffer)
             }
-            if !buffer.isEmpty {
-                rotateIfDue(adding: buffer.count, now: now)
-                write(buffer)
+            // A batch larger than the room left goes out in pieces, rotating between them at line ends:
+            // no file outgrows rotate_size unless one line does (a busy writer takes big batches).
+            var start = 0
+            while start < buffer.count {
+                let end = pieceEnd(of: buffer, from: start)
+                rotateIfDue(adding: end - start, now: now)
+                write(buffer[start..<end])
+                start = end
             }
             if unsynced && (stop || now - lastFsync >= settings.fsyncInterval) {
                 if fd > 2 { fsync(fd) }
@@ -156,7 +161,25 @@ public final class AuditLog: @unchecked Sendable {
         }
     }
 
-    private func write(_ bytes: [UInt8]) {
+    /// Where the next piece of `buffer` from `start` ends: all of it when there is no size limit or it
+    /// fits; else the whole lines that fit in the room the current file has left; failing that, one
+    /// line (which then starts a fresh file, or is a line longer than the limit on its own).
+    private func pieceEnd(of buffer: [UInt8], from start: Int) -> Int {
+        let limit = settings.rotateSize
+        guard limit > 0, settings.path != "-", size + Int64(buffer.count - start) > limit else { return buffer.count }
+        let room = Int(max(limit - size, 0))
+        var end = start
+        var i = start
+        while i < buffer.count && i < start + room {
+            if buffer[i] == 0x0A { end = i + 1 }
+            i += 1
+        }
+        if end > start { return end }
+        while i < buffer.count && buffer[i] != 0x0A { i += 1 }
+        return min(i + 1, buffer.count)
+    }
+
+    private func write(_ bytes: ArraySlice<UInt8>) {
         guard fd >= 0 else { return }
         var at = 0
         while at < bytes.count {

@@ -154,6 +154,58 @@ struct AuditLogTests {
     }
 }
 
+extension AuditLogTests {
+    /// One batch far larger than rotate_size (a writer that fell behind) still rotates at line ends: no
+    /// file ends up over the size.
+    @Test func oneLargeBatchIsSplitAtLineEnds() throws {
+        let dir = tempDir()
+        let path = dir + "/audit.jsonl"
+        var s = AuditSettings(path: path)
+        s.rotateSize = 2048
+        s.keep = 50
+        let log = try AuditLog(settings: s)
+        for i in 0..<200 {  // queued before the writer starts: it takes them as one batch
+            var e = AuditEvent(.activityResumed, time: 1_764_000_000_000)
+            e.idleSeconds = Int64(i)
+            log.emit(e)
+        }
+        log.start()
+        log.close()
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
+        let rotated = files.filter { $0.hasSuffix(".gz") }
+        #expect(rotated.count >= 5)
+        var lines = 0
+        for f in rotated {
+            var one = AuditReport()
+            try one.read(path: dir + "/" + f)
+            #expect(one.unreadable == 0)
+            lines += one.lines
+        }
+        var current = AuditReport()
+        try current.read(path: path)
+        lines += current.lines
+        #expect(lines == 200)
+        #expect(try String(contentsOfFile: path, encoding: .utf8).utf8.count <= 2048)
+        for f in rotated {
+            let size = try #require(gunzippedSize(dir + "/" + f))
+            #expect(size <= 2048 && size > 1024, "\(f): \(size) bytes")
+        }
+    }
+}
+
+/// The size of a gzip file's content (Debian's gzip, as an operator would read it).
+func gunzippedSize(_ path: String) -> Int? {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/bin/gzip")
+    p.arguments = ["-dc", path]
+    let out = Pipe()
+    p.standardOutput = out
+    guard (try? p.run()) != nil else { return nil }
+    let data = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return p.terminationStatus == 0 ? data.count : nil
+}
+
 @Suite("Audit report")
 struct AuditReportTests {
     /// A hand-built log: three sessions under two policies, with gaps chosen around the windows.
