@@ -230,15 +230,36 @@ public struct HTTPFields: Sendable, Equatable {
         out.append(.lf)
     }
 
-    /// Writes one `Name: value\r\n` line.
-    public static func writeField(_ name: String, _ value: String, into out: inout [UInt8]) {
-        out.append(contentsOf: name.utf8)
+    /// Writes one `Name: value\r\n` line (names are literals: idlegate adds only fields it knows).
+    public static func writeField(_ name: StaticString, _ value: String, into out: inout [UInt8]) {
+        out.appendUTF8(name)
         out.append(.colon)
         out.append(.sp)
-        out.append(contentsOf: value.utf8)
+        out.appendUTF8(value)
         out.append(.cr)
         out.append(.lf)
     }
+
+    /// Writes one `Name: value\r\n` line with a name worked out at run time.
+    public static func writeField(named name: String, value: String, into out: inout [UInt8]) {
+        out.appendUTF8(name)
+        out.append(.colon)
+        out.append(.sp)
+        out.appendUTF8(value)
+        out.append(.cr)
+        out.append(.lf)
+    }
+
+    /// Writes field `i`'s value as the value of a field named `name` (a literal).
+    public func writeValue(at i: Int, as name: StaticString, into out: inout [UInt8]) {
+        out.appendUTF8(name)
+        out.append(.colon)
+        out.append(.sp)
+        storage.withUnsafeBufferPointer { out.append(contentsOf: UnsafeBufferPointer(rebasing: $0[entries[i].value])) }
+        out.append(.cr)
+        out.append(.lf)
+    }
+
 
     /// Writes `Name: value\r\n` for each field.
     public func write(into out: inout [UInt8]) {

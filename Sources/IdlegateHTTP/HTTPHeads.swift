@@ -44,10 +44,10 @@ public struct RequestHead: Sendable, Equatable {
 
     /// `METHOD target HTTP/1.1\r\n`: the request line idlegate sends upstream, whatever the client spoke.
     public func writeRequestLine(into out: inout [UInt8]) {
-        out.append(contentsOf: method.utf8)
+        out.appendUTF8(method)
         out.append(.sp)
-        out.append(contentsOf: target.utf8)
-        out.append(contentsOf: " HTTP/1.1\r\n".utf8)
+        out.appendUTF8(target)
+        out.appendUTF8(" HTTP/1.1\r\n" as StaticString)
     }
 }
 
@@ -74,12 +74,12 @@ public struct ResponseHead: Sendable, Equatable {
 
     /// `HTTP/1.1 status reason\r\n`.
     public func writeStatusLine(into out: inout [UInt8]) {
-        out.append(contentsOf: "HTTP/1.1 ".utf8)
+        out.appendUTF8("HTTP/1.1 " as StaticString)
         out.append(UInt8(ascii: "0") + UInt8(status / 100))
         out.append(UInt8(ascii: "0") + UInt8(status / 10 % 10))
         out.append(UInt8(ascii: "0") + UInt8(status % 10))
         out.append(.sp)
-        out.append(contentsOf: reason.utf8)
+        out.appendUTF8(reason)
         out.append(.cr)
         out.append(.lf)
     }

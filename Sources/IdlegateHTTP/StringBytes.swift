@@ -20,3 +20,15 @@ extension String {
         return Array(utf8).withUnsafeBufferPointer(body)
     }
 }
+
+extension Array where Element == UInt8 {
+    /// Appends a string's UTF-8 bytes with one copy from its storage.
+    @inline(__always) public mutating func appendUTF8(_ s: String) {
+        s.withUTF8Bytes { append(contentsOf: $0) }
+    }
+
+    /// Appends a literal's bytes.
+    @inline(__always) public mutating func appendUTF8(_ s: StaticString) {
+        append(contentsOf: UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+    }
+}

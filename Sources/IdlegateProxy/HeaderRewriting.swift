@@ -45,8 +45,9 @@ enum HeaderRewriting {
     static func writeForwarded(_ fields: HTTPFields, peerHost: String, trusted: Bool, scheme: String, into out: inout [UInt8]) {
         if !trusted || !fields.contains(.xForwardedFor) { HTTPFields.writeField("X-Forwarded-For", peerHost, into: &out) }
         if !trusted || !fields.contains(.xForwardedProto) { HTTPFields.writeField("X-Forwarded-Proto", scheme, into: &out) }
-        if !trusted || !fields.contains(.xForwardedHost), let host = fields.first(.host) {
-            HTTPFields.writeField("X-Forwarded-Host", host, into: &out)
+        if !trusted || !fields.contains(.xForwardedHost) {
+            let host = fields.occurrences(of: .host)
+            if host.count > 0 { fields.writeValue(at: host.first, as: "X-Forwarded-Host", into: &out) }
         }
     }
 }

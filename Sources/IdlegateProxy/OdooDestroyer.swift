@@ -48,7 +48,7 @@ final class OdooDestroyer {
         var r: [UInt8] = []
         r.append(contentsOf: "POST /web/session/destroy HTTP/1.1\r\n".utf8)
         if let host { HTTPFields.writeField("Host", host, into: &r) }
-        for (n, v) in forwarded { HTTPFields.writeField(n, v, into: &r) }
+        for (n, v) in forwarded { HTTPFields.writeField(named: n, value: v, into: &r) }
         HTTPFields.writeField("Content-Type", "application/json", into: &r)
         HTTPFields.writeField("Cookie", "session_id=" + id, into: &r)
         HTTPFields.writeField("Content-Length", String(Self.body.count), into: &r)

@@ -556,10 +556,10 @@ final class ConnectionMachine {
         if case .rebuilt = session.cookie { replaceCookie = true }
         let stripHeader = session.stripHeader
         if let target = session.target {
-            out.append(contentsOf: head.method.utf8)
+            out.appendUTF8(head.method)
             out.append(UInt8(ascii: " "))
-            out.append(contentsOf: target.utf8)
-            out.append(contentsOf: " HTTP/1.1\r\n".utf8)
+            out.appendUTF8(target)
+            out.appendUTF8(" HTTP/1.1\r\n" as StaticString)
         } else {
             head.writeRequestLine(into: &out)
         }
