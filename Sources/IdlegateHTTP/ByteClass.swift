@@ -1,14 +1,54 @@
 import IdlegateBase
 
-/// Byte classes from RFC 9110 §5.6.2 (tokens) and §5.5 (field values), as 256-entry tables so the
-/// parser's inner loop is one load per byte.
+/// Byte classes from RFC 9110 §5.6.2 (tokens) and §5.5 (field values), and the request-target, host
+/// and cookie-octet sets, as one 256-entry table of flags built once from the rules spelled out in
+/// `rule(_:_:)`: the parser's inner loops are one load and one test per byte.
 enum ByteClass {
-    /// tchar: "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA,
-    /// as two 64-bit masks (one load-free test per byte on the parser's inner loop).
-    @inline(__always) static func isToken(_ b: UInt8) -> Bool {
-        if b < 64 { return (0x03ff6cfa00000000 as UInt64) >> UInt64(b) & 1 != 0 }
-        if b < 128 { return (0x57ffffffc7fffffe as UInt64) >> UInt64(b - 64) & 1 != 0 }
-        return false
+    static let token: UInt8 = 1, target: UInt8 = 2, host: UInt8 = 4, cookieValue: UInt8 = 8
+
+    /// The table: for each byte, the flags of the sets it belongs to.
+    nonisolated(unsafe) static let table: UnsafePointer<UInt8> = {  // written once, then only read
+        let t = UnsafeMutablePointer<UInt8>.allocate(capacity: 256)
+        for b in 0...255 {
+            var flags: UInt8 = 0
+            for f in [token, target, host, cookieValue] where rule(f, UInt8(b)) { flags |= f }
+            t[b] = flags
+        }
+        return UnsafePointer(t)
+    }()
+
+    /// The sets, spelled out.
+    static func rule(_ set: UInt8, _ b: UInt8) -> Bool {
+        let alnum = (0x30...0x39).contains(b) || (0x41...0x5A).contains(b) || (0x61...0x7A).contains(b)
+        switch set {
+        case token:
+            // tchar: "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA
+            return alnum || Array("!#$%&'*+-.^_`|~".utf8).contains(b)
+        case target:
+            // Visible ASCII only (RFC 9112 §3.2; browsers percent-encode everything else), less `#`: a
+            // fragment is never sent, and werkzeug cuts it off before it finds the query, so a
+            // `?session_id=` behind a `#` would mean one thing to idlegate and another to Odoo.
+            return b >= 0x21 && b <= 0x7E && b != 0x23
+        case host:
+            // uri-host and port (RFC 3986 §3.2.2): unreserved, sub-delims, pct-encoded, ":" and the
+            // brackets of an IP literal.
+            return alnum || Array("-._~!$&'()*+,;=%:[]".utf8).contains(b)
+        case cookieValue:
+            // RFC 6265 §4.1.1 cookie-octet — visible ASCII less `"`, `;` and `\` — and the comma.
+            return b >= 0x21 && b <= 0x7E && b != 0x22 && b != 0x3B && b != 0x5C
+        default:
+            return false
+        }
+    }
+
+    @inline(__always) static func isToken(_ b: UInt8) -> Bool { table[Int(b)] & token != 0 }
+
+    /// The end of the run of bytes of `set` in `b[from..<to]`: the table is read once, not per byte.
+    @inline(__always) static func end(of set: UInt8, in b: UnsafeRawBufferPointer, from: Int, to: Int) -> Int {
+        let t = table
+        var i = from
+        while i < to && t[Int(b[i])] & set != 0 { i += 1 }
+        return i
     }
 
     /// field-vchar / SP / HTAB: VCHAR, obs-text (0x80–0xFF), space and tab. Everything else — NUL, CR,
@@ -42,21 +82,33 @@ enum ByteClass {
         return nil
     }
 
-    /// Characters allowed in a request-target: visible ASCII only (RFC 9112 §3.2; browsers
-    /// percent-encode everything else), less `#`: a fragment is never sent (RFC 9112 §3.2 has no place
-    /// for one), and werkzeug cuts it off before it finds the query, so a `?session_id=` behind a `#`
-    /// would mean one thing to idlegate and another to Odoo.
-    @inline(__always) static func isTarget(_ b: UInt8) -> Bool {
-        b >= 0x21 && b <= 0x7E && b != 0x23
+    /// The end of the run of cookie-value bytes starting at `from`: eight at a time while every byte of
+    /// a word is one (no byte below 0x21 or above 0x7E, no `"`, `;` or `\\`), then byte by byte.
+    @inline(__always) static func cookieValueEnd(_ b: UnsafeBufferPointer<UInt8>, from: Int) -> Int {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs = ones &* 0x80
+        @inline(__always) func hasZero(_ v: UInt64) -> Bool { (v &- ones) & ~v & highs != 0 }
+        var i = from
+        let n = b.count
+        if let base = b.baseAddress {
+            while i + 8 <= n {
+                let w = UInt64(littleEndian: UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self))
+                let below = (w &- ones &* 0x21) & ~w & highs     // some byte < 0x21
+                let above = ((w &+ ones) | w) & highs             // some byte > 0x7E
+                if below | above != 0 || hasZero(w ^ (ones &* 0x22)) || hasZero(w ^ (ones &* 0x3B)) || hasZero(w ^ (ones &* 0x5C)) {
+                    break
+                }
+                i += 8
+            }
+        }
+        return end(of: cookieValue, in: UnsafeRawBufferPointer(b), from: i, to: n)
     }
 
-    /// uri-host and port characters (RFC 3986 §3.2.2): unreserved, sub-delims, pct-encoded, ":" and
-    /// the brackets of an IP literal.
-    @inline(__always) static func isHostChar(_ b: UInt8) -> Bool {
-        if b < 64 { return (0x2fff7ff200000000 as UInt64) >> UInt64(b) & 1 != 0 }
-        if b < 128 { return (0x47fffffeaffffffe as UInt64) >> UInt64(b - 64) & 1 != 0 }
-        return false
-    }
+    @inline(__always) static func isTarget(_ b: UInt8) -> Bool { table[Int(b)] & target != 0 }
+
+    @inline(__always) static func isHostChar(_ b: UInt8) -> Bool { table[Int(b)] & host != 0 }
+
+    @inline(__always) static func isCookieValue(_ b: UInt8) -> Bool { table[Int(b)] & cookieValue != 0 }
 
     static func isHexDigit(_ b: UInt8) -> Bool { hexValue(b) != nil }
 

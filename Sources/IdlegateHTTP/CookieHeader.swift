@@ -153,15 +153,11 @@ public enum CookieHeader {
     /// A cookie name every reader takes as it is: an RFC 9110 token.
     @inline(__always) static func isPlainNameByte(_ c: UInt8) -> Bool { ByteClass.isToken(c) }
 
-    /// RFC 6265 §4.1.1 cookie-octet — visible ASCII less `"`, `;` and `\` — and the comma it also
+    /// RFC 6265 §4.1.1 cookie-octet — visible ASCII less `"`, `;` and `\\` — and the comma it also
     /// leaves out: no werkzeug reader treats a comma in one line specially (only joining lines does),
     /// and Odoo 16–17's web client writes `cids=1,2` itself (its server splits the value on `,`). A
     /// value made of these means the same to every reader within one line.
-    /// (0x21–0x7E less 0x22, 0x3B and 0x5C, as two 64-bit masks: one test per byte of the session id.)
-    @inline(__always) static func isPlainValueByte(_ c: UInt8) -> Bool {
-        let mask: UInt64 = c < 64 ? 0xF7FF_FFFA_0000_0000 : (c < 128 ? 0x7FFF_FFFF_EFFF_FFFF : 0)
-        return mask >> UInt64(c & 63) & 1 != 0
-    }
+    @inline(__always) static func isPlainValueByte(_ c: UInt8) -> Bool { ByteClass.isCookieValue(c) }
 
     /// Names werkzeug 0.16 drops as cookie attributes (any case): a cookie so named never reaches Odoo
     /// 12–15, so idlegate forwards none, or versions would disagree.

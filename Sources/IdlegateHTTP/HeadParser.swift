@@ -95,8 +95,7 @@ public struct HeadParser: Sendable {
     private mutating func checkFieldLine(_ b: UnsafeRawBufferPointer, _ line: Range<Int>) throws(HTTPParseError) {
         let first = b[line.lowerBound]
         if first == .sp || first == .htab { throw .bad("obs-fold or whitespace before a field name") }
-        var j = line.lowerBound
-        while j < line.upperBound && ByteClass.isToken(b[j]) { j += 1 }
+        let j = ByteClass.end(of: ByteClass.token, in: b, from: line.lowerBound, to: line.upperBound)
         guard j < line.upperBound, b[j] == .colon else {
             if j < line.upperBound && (b[j] == .sp || b[j] == .htab) { throw .bad("whitespace before the colon") }
             if j < line.upperBound && b[j] == .cr { throw .bad("bare CR in a field name") }
@@ -137,13 +136,12 @@ public struct HeadParser: Sendable {
 
     /// request-line = method SP request-target SP HTTP-version (RFC 9112 §3), single spaces only.
     private static func requestLine(_ s: [UInt8], _ line: Range<Int>, fields: HTTPFields) throws(HTTPParseError) -> RequestHead {
-        var i = line.lowerBound
-        while i < line.upperBound && ByteClass.isToken(s[i]) { i += 1 }
+        var i = s.withUnsafeBytes { ByteClass.end(of: ByteClass.token, in: $0, from: line.lowerBound, to: line.upperBound) }
         guard i > line.lowerBound, i < line.upperBound, s[i] == .sp else { throw .bad("malformed request line") }
         let method = String(decoding: s[line.lowerBound..<i], as: UTF8.self)
         i += 1
         let t0 = i
-        while i < line.upperBound && ByteClass.isTarget(s[i]) { i += 1 }
+        i = s.withUnsafeBytes { ByteClass.end(of: ByteClass.target, in: $0, from: i, to: line.upperBound) }
         guard i > t0, i < line.upperBound, s[i] == .sp else {
             throw .bad(i < line.upperBound && s[i] == UInt8(ascii: "#") ? "fragment (#) in the request target" : "malformed request target")
         }
@@ -234,8 +232,7 @@ public struct HeadParser: Sendable {
 
     static func isValidHost(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
         guard !b.isEmpty, b.count <= 255 else { return false }
-        for c in b where !ByteClass.isHostChar(c) { return false }
-        return true
+        return ByteClass.end(of: ByteClass.host, in: UnsafeRawBufferPointer(b), from: 0, to: b.count) == b.count
     }
 }
 

@@ -107,12 +107,12 @@ public struct SessionCookie: Sendable, Equatable {
             var i = 0
             while true {
                 let nameStart = i
-                while i < n && CookieHeader.isPlainNameByte(b[i]) { i += 1 }
+                i = ByteClass.end(of: ByteClass.token, in: UnsafeRawBufferPointer(b), from: i, to: n)
                 let name = nameStart..<i
                 guard !name.isEmpty, i < n, b[i] == CookieHeader.equals else { return nil }
                 i += 1
                 let valueStart = i
-                while i < n && CookieHeader.isPlainValueByte(b[i]) { i += 1 }
+                i = ByteClass.cookieValueEnd(b, from: i)
                 if count == maxPairs || CookieHeader.isAttributeName(UnsafeBufferPointer(rebasing: b[name])) { return nil }
                 for k in 0..<count where names[k].count == name.count
                     && memcmp(b.baseAddress! + names[k].lowerBound, b.baseAddress! + name.lowerBound, name.count) == 0 {

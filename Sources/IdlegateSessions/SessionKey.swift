@@ -32,23 +32,30 @@ public enum SessionIDShape {
     }
 
     public static func isValid(_ id: UnsafeBufferPointer<UInt8>) -> Bool {
+        let set: UInt8
         switch id.count {
-        case 40: return all(id, low: 0x03FF_0000_0000_0000, high: 0x0000_007E_0000_0000)          // 0-9 a-f
-        case 84...86: return all(id, low: 0x03FF_2000_0000_0000, high: 0x07FF_FFFE_87FF_FFFE)     // 0-9 A-Z a-z - _
+        case 40: set = hex
+        case 84...86: set = base64url
         default: return false
         }
+        var all = set
+        for c in id { all &= table[Int(c)] }
+        return all != 0
     }
 
-    /// Whether every byte is in the set given as two 64-bit masks (bytes 0–63, 64–127), without a
-    /// branch per byte.
-    @inline(__always) private static func all(_ id: UnsafeBufferPointer<UInt8>, low: UInt64, high: UInt64) -> Bool {
-        var ok: UInt64 = 1
-        for c in id {
-            let mask = c < 64 ? low : (c < 128 ? high : 0)
-            ok &= mask >> UInt64(c & 63)
+    static let hex: UInt8 = 1, base64url: UInt8 = 2
+
+    /// For each byte, which alphabets hold it: 0-9 a-f (`hex`), 0-9 A-Z a-z - _ (`base64url`).
+    nonisolated(unsafe) static let table: UnsafePointer<UInt8> = {  // written once, then only read
+        let t = UnsafeMutablePointer<UInt8>.allocate(capacity: 256)
+        for b in 0...255 {
+            let digit = (0x30...0x39).contains(b)
+            let lower = (0x61...0x7A).contains(b), upper = (0x41...0x5A).contains(b)
+            t[b] = (digit || (0x61...0x66).contains(b) ? hex : 0)
+                | (digit || lower || upper || b == 0x2D || b == 0x5F ? base64url : 0)
         }
-        return ok & 1 != 0
-    }
+        return UnsafePointer(t)
+    }()
 }
 
 /// Derives session keys with one secret. HMAC (RFC 2104) with its inner and outer key pads hashed once

@@ -18,6 +18,35 @@ struct ByteClassTests {
         }
     }
 
+    /// The table agrees with the sets written as bit masks (an independent spelling of the same rules).
+    @Test func tableAgreesWithTheMasks() {
+        func inMask(_ b: UInt8, _ low: UInt64, _ high: UInt64) -> Bool {
+            b < 64 ? low >> UInt64(b) & 1 != 0 : (b < 128 ? high >> UInt64(b - 64) & 1 != 0 : false)
+        }
+        for c in 0...255 {
+            let b = UInt8(c)
+            #expect(ByteClass.isToken(b) == inMask(b, 0x03ff_6cfa_0000_0000, 0x57ff_ffff_c7ff_fffe), "token \(c)")
+            #expect(ByteClass.isHostChar(b) == inMask(b, 0x2fff_7ff2_0000_0000, 0x47ff_fffe_afff_fffe), "host \(c)")
+            #expect(ByteClass.isTarget(b) == (b >= 0x21 && b <= 0x7E && b != 0x23), "target \(c)")
+        }
+    }
+
+    @Test func cookieValueRunEndsAtTheFirstOtherByte() {
+        for c in 0...255 {
+            let byte = UInt8(c)
+            for length in [1, 8, 9, 16, 23] {
+                for at in 0..<length {
+                    var v = [UInt8](repeating: UInt8(ascii: "a"), count: length)
+                    v[at] = byte
+                    let end = v.withUnsafeBufferPointer { ByteClass.cookieValueEnd($0, from: 0) }
+                    #expect(end == (CookieHeader.isPlainValueByte(byte) ? length : at), "byte \(c) at \(at) of \(length)")
+                    let late = v.withUnsafeBufferPointer { ByteClass.cookieValueEnd($0, from: min(at + 1, length)) }
+                    #expect(late == length)
+                }
+            }
+        }
+    }
+
     @Test func cookieValueBytesAreCookieOctetsOrComma() {
         for c in 0...255 {
             let b = UInt8(c)
