@@ -17,7 +17,8 @@ public struct PolicySet: Sendable {
 
     /// One policy: its name, mode and limits, and which requests it covers (every non-empty criterion
     /// must match: client address blocks, Host names with `*.` for subdomains, path prefixes).
-    public struct Policy: Sendable {
+    /// (A class: every request picks one, and passing a reference copies nothing else.)
+    public final class Policy: Sendable {
         public let name: String
         public let mode: Mode
         public let limits: SessionLimits

@@ -124,8 +124,9 @@ public struct Verdict: Sendable {
     public var enforce: Bool { mode == .enforce }
 }
 
-/// A request as the session check sees it.
-public struct SessionRequest: Sendable {
+/// A request as the session check sees it (a class: the machine hands it to the gate, and a late
+/// verdict's closure holds it, without copying its head, path and addresses).
+public final class SessionRequest: Sendable {
     public let head: RequestHead
     /// The path, without the query.
     public let path: Substring
@@ -154,10 +155,11 @@ public struct SessionRequest: Sendable {
 /// The session decision as pure functions: of the request, the rules and the store's answer. No store,
 /// clock, log or socket is reached from here; what should happen is returned, as a `Verdict`.
 public enum SessionCheck {
-    /// The first half: which session, which policy, what to forward, and what to ask the store (nil:
-    /// nothing to ask: an anonymous request, a policy that is off, a refusal).
-    public static func check(_ r: SessionRequest, rules: SessionRules, key deriveKey: (ArraySlice<UInt8>) -> SessionKey) -> (Verdict, StoreQuery?) {
-        var d = Verdict()
+    /// The first half: which session, which policy, what to forward (written into `d`, a fresh
+    /// `Verdict`: filled in place, as it is large), and what to ask the store (nil: nothing to ask: an
+    /// anonymous request, a policy that is off, a refusal).
+    public static func check(_ r: SessionRequest, rules: SessionRules, into d: inout Verdict,
+                             key deriveKey: (ArraySlice<UInt8>) -> SessionKey) -> StoreQuery? {
         d.https = r.https
         let head = r.head
         let fields = head.fields
@@ -173,7 +175,7 @@ public enum SessionCheck {
             // Two Cookie lines whose `,` join (Odoo's HTTP port) and `; ` join (its gevent port) name
             // different sessions: no browser sends that, and no one reading can be right for both.
             d.action = .refuse(status: 400, reason: "Cookie lines name different sessions on Odoo's two ports")
-            return (d, nil)
+            return nil
         }
 
         // Where the id comes from. Odoo ≤ 15 reads ?session_id=, then X-Openerp-Session-Id, then the
@@ -205,12 +207,12 @@ public enum SessionCheck {
         }
         let route = rules.routes.classify(r.path)
         d.route = route
-        guard policy.mode != .off, valid, let raw = id else { return (d, nil) }  // anonymous, as Odoo would treat it
+        guard policy.mode != .off, valid, let raw = id else { return nil }  // anonymous, as Odoo would treat it
         let key = deriveKey(raw[...])
         d.key = key
         d.rawID = raw
         if route == .logout { d.logoutKey = key }
-        return (d, StoreQuery(key: key, limits: policy.limits, activity: route == .activity || route == .login, unknown: rules.unknown))
+        return StoreQuery(key: key, limits: policy.limits, activity: route == .activity || route == .login, unknown: rules.unknown)
     }
 
     /// Whether the store's first answer is final: a live or adopted session needs no confirmation; one

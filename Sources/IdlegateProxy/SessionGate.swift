@@ -32,7 +32,8 @@ final class SessionGate: Sendable {
     /// asking whether another replica saw the session): the verdict then goes to the reply `later()`
     /// makes, from any thread (asked for only then, so the common path allocates no closure).
     func decide(_ r: SessionRequest, later: () -> @Sendable (Verdict) -> Void) -> Verdict? {
-        var (verdict, query) = SessionCheck.check(r, rules: rules) { deriver.key(for: $0) }
+        var verdict = Verdict()
+        let query = SessionCheck.check(r, rules: rules, into: &verdict) { deriver.key(for: $0) }
         guard let query else {
             finish(verdict, r)
             return verdict

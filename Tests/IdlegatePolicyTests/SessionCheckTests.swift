@@ -32,7 +32,8 @@ struct SessionCheckTests {
     struct ParseFailure: Error {}
 
     func decide(_ r: SessionRequest, _ rules: SessionRules, store answer: SessionVerdict) -> (Verdict, StoreQuery?) {
-        var (verdict, query) = SessionCheck.check(r, rules: rules) { Self.deriver.key(for: $0) }
+        var verdict = Verdict()
+        let query = SessionCheck.check(r, rules: rules, into: &verdict) { Self.deriver.key(for: $0) }
         guard query != nil else { return (verdict, nil) }
         SessionCheck.settle(&verdict, answer, r, rules: rules)
         return (verdict, query)
