@@ -4,13 +4,29 @@
 public enum PathPrefix {
     @inlinable
     public static func matches(_ path: UnsafeRawBufferPointer, _ prefix: [UInt8]) -> Bool {
-        guard path.count >= prefix.count else { return false }
-        var i = 0
-        while i < prefix.count {
-            if path[i] != prefix[i] { return false }
-            i += 1
+        let n = prefix.count
+        guard path.count >= n else { return false }
+        let same = prefix.withUnsafeBytes { equal(path.baseAddress, $0.baseAddress, n) }
+        return same && (path.count == n || prefix.last == UInt8(ascii: "/") || path[n] == UInt8(ascii: "/"))
+    }
+
+    /// Whether `n` bytes at `a` and `b` are the same: eight at a time (the last word overlapping the one
+    /// before), so most prefixes are told apart by their first word. Every route is checked against
+    /// every request.
+    @inlinable
+    static func equal(_ a: UnsafeRawPointer?, _ b: UnsafeRawPointer?, _ n: Int) -> Bool {
+        guard n > 0, let a, let b else { return n == 0 }
+        guard n >= 8 else {
+            for i in 0..<n where a.load(fromByteOffset: i, as: UInt8.self) != b.load(fromByteOffset: i, as: UInt8.self) { return false }
+            return true
         }
-        return path.count == prefix.count || prefix.last == UInt8(ascii: "/") || path[prefix.count] == UInt8(ascii: "/")
+        var i = 0
+        while true {
+            let at = Swift.min(i, n - 8)
+            if a.loadUnaligned(fromByteOffset: at, as: UInt64.self) != b.loadUnaligned(fromByteOffset: at, as: UInt64.self) { return false }
+            if at == n - 8 { return true }
+            i += 8
+        }
     }
 
     @inlinable

@@ -146,3 +146,25 @@ struct FieldCopyTests {
         #expect(String(decoding: out, as: UTF8.self).hasSuffix("X-I: \r\nX-Z: z\r\n"))
     }
 }
+
+/// Prefix matching compares words; it agrees with a byte-by-byte comparison at every length and for a
+/// difference in every place.
+struct PathPrefixTests {
+    @Test func wordsAgreeWithBytes() {
+        let base = Array("/web/dataset/call_kw/res.partner/read".utf8)
+        for n in 0...base.count {
+            let prefix = Array(base[0..<n])
+            base.withUnsafeBytes { #expect(PathPrefix.matches($0, prefix) == (n == base.count || prefix.last == UInt8(ascii: "/") || base[n] == UInt8(ascii: "/"))) }
+            for at in 0..<n {
+                var other = base
+                other[at] ^= 0x01
+                other.withUnsafeBytes { #expect(!PathPrefix.matches($0, prefix), "length \(n), difference at \(at)") }
+            }
+        }
+        #expect(PathPrefix.matches(Substring("/web/login"), Array("/web/login".utf8)))
+        #expect(PathPrefix.matches(Substring("/web/login/x"), Array("/web/login".utf8)))
+        #expect(!PathPrefix.matches(Substring("/web/loginx"), Array("/web/login".utf8)))
+        #expect(PathPrefix.matches(Substring("/bus/x"), Array("/bus/".utf8)))
+        #expect(!PathPrefix.matches(Substring("/we"), Array("/web/".utf8)))
+    }
+}
