@@ -104,15 +104,29 @@ public struct HTTPFields: Sendable, Equatable {
         return found
     }
 
-    /// Whether any `known` field lists an element other than `allowed` (lower case).
-    public func containsToken(_ known: FieldName, otherThan allowed: [StaticString]) -> Bool {
-        var other = false
-        forEachToken(known) { t in
-            other = !allowed.contains { Self.token(t, is: $0) }
-            return !other
-        }
-        return other
+    /// What the Connection fields say, read in one pass (RFC 9110 §7.6.1).
+    public struct ConnectionOptions: OptionSet, Sendable {
+        public let rawValue: UInt8
+        public init(rawValue: UInt8) { self.rawValue = rawValue }
+        public static let close = ConnectionOptions(rawValue: 1)
+        public static let keepAlive = ConnectionOptions(rawValue: 2)
+        public static let upgrade = ConnectionOptions(rawValue: 4)
+        /// Some other element: the name of a field that is hop-by-hop for this message.
+        public static let other = ConnectionOptions(rawValue: 8)
     }
+
+    public var connectionOptions: ConnectionOptions {
+        var found: ConnectionOptions = []
+        forEachToken(.connection) { t in
+            if Self.token(t, is: "close") { found.insert(.close) }
+            else if Self.token(t, is: "keep-alive") { found.insert(.keepAlive) }
+            else if Self.token(t, is: "upgrade") { found.insert(.upgrade) }
+            else { found.insert(.other) }
+            return true
+        }
+        return found
+    }
+
 
     /// How many fields are `known`, and the first one's index (-1 when none): what the framing and Host
     /// rules need, without building a list.

@@ -30,8 +30,9 @@ public struct RequestHead: Sendable, Equatable {
 
     /// Whether the client wants the connection kept open after this exchange (RFC 9112 §9.3).
     public var wantsKeepAlive: Bool {
-        if fields.containsToken(.connection, "close") { return false }
-        return version == .http11 || fields.containsToken(.connection, "keep-alive")
+        let options = fields.connectionOptions
+        if options.contains(.close) { return false }
+        return version == .http11 || options.contains(.keepAlive)
     }
 
     /// Serialises the head for the upstream: always HTTP/1.1.
@@ -68,8 +69,9 @@ public struct ResponseHead: Sendable, Equatable {
     /// Whether the upstream lets this connection be reused (HTTP/1.0 servers such as Odoo's prefork
     /// port answer `Connection: close`).
     public var allowsReuse: Bool {
-        if fields.containsToken(.connection, "close") { return false }
-        return version == .http11 || fields.containsToken(.connection, "keep-alive")
+        let options = fields.connectionOptions
+        if options.contains(.close) { return false }
+        return version == .http11 || options.contains(.keepAlive)
     }
 
     /// `HTTP/1.1 status reason\r\n`.

@@ -15,11 +15,9 @@ enum HeaderRewriting {
     /// Field names listed in `Connection` (RFC 9110 §7.6.1), other than the options `close`,
     /// `keep-alive` and `upgrade`, which name no field idlegate would keep anyway.
     static func connectionNamed(_ fields: HTTPFields) -> [String] {
-        guard fields.containsToken(.connection, otherThan: connectionOptions) else { return [] }
+        guard fields.connectionOptions.contains(.other) else { return [] }
         return fields.tokens(.connection).filter { $0 != "close" && $0 != "keep-alive" && $0 != "upgrade" }
     }
-
-    static let connectionOptions: [StaticString] = ["close", "keep-alive", "upgrade"]
 
     /// Whether field `i` is hop-by-hop: by its own name (`FieldName.isHopByHop`), or named in Connection.
     @inline(__always)
