@@ -11,16 +11,30 @@ public struct HTTPFields: Sendable, Equatable {
     }
 
     private(set) var storage: [UInt8]
-    private(set) var entries: [Entry]
+    private(set) var entries: [Entry] {
+        didSet { connectionOptions = Self.connectionOptions(storage, entries) }
+    }
+    /// What the Connection fields say (kept up to date as fields change): read once per message, used
+    /// for keep-alive, reuse and hop-by-hop names.
+    public private(set) var connectionOptions: ConnectionOptions
 
     public init() {
         storage = []
         entries = []
+        connectionOptions = []
+    }
+
+    /// (For reading the tokens of fields not yet wrapped.)
+    private init(uncached storage: [UInt8], _ entries: [Entry]) {
+        self.storage = storage
+        self.entries = entries
+        connectionOptions = []
     }
 
     init(storage: [UInt8], entries: [Entry]) {
         self.storage = storage
         self.entries = entries
+        connectionOptions = Self.connectionOptions(storage, entries)
     }
 
     public var count: Int { entries.count }
@@ -115,9 +129,10 @@ public struct HTTPFields: Sendable, Equatable {
         public static let other = ConnectionOptions(rawValue: 8)
     }
 
-    public var connectionOptions: ConnectionOptions {
+    private static func connectionOptions(_ storage: [UInt8], _ entries: [Entry]) -> ConnectionOptions {
         var found: ConnectionOptions = []
-        forEachToken(.connection) { t in
+        guard entries.contains(where: { $0.known == .connection }) else { return found }
+        HTTPFields(uncached: storage, entries).forEachToken(.connection) { t in
             if Self.token(t, is: "close") { found.insert(.close) }
             else if Self.token(t, is: "keep-alive") { found.insert(.keepAlive) }
             else if Self.token(t, is: "upgrade") { found.insert(.upgrade) }

@@ -168,3 +168,21 @@ struct PathPrefixTests {
         #expect(!PathPrefix.matches(Substring("/we"), Array("/web/".utf8)))
     }
 }
+
+/// The Connection options are read when a head is parsed and follow later changes of the fields.
+struct ConnectionOptionsTests {
+    @Test func readOnceAndKeptUpToDate() throws {
+        let (head, _) = try #require(try parseRequest("GET / HTTP/1.1\r\nHost: a\r\nConnection: Close, X-Secret\r\nconnection:  KEEP-ALIVE\r\n\r\n"))
+        var fields = head.fields
+        #expect(fields.connectionOptions == [.close, .other, .keepAlive])
+        #expect(!head.wantsKeepAlive)
+        fields.remove("connection")
+        #expect(fields.connectionOptions == [])
+        fields.append(name: "Connection", value: "upgrade")
+        #expect(fields.connectionOptions == [.upgrade])
+        fields.set("Connection", "keep-alive")
+        #expect(fields.connectionOptions == [.keepAlive])
+        let (plain, _) = try #require(try parseRequest("GET / HTTP/1.0\r\nHost: a\r\n\r\n"))
+        #expect(plain.fields.connectionOptions == [] && !plain.wantsKeepAlive)
+    }
+}
