@@ -101,7 +101,7 @@ func adminBackend(_ server: ProxyServer, registry: PrometheusCollectorRegistry, 
     AdminBackend(
         metrics: {
             server.metrics.sessionsTracked.record(server.table.count)
-            return registry.emitToBuffer()
+            return registry.emitToBuffer() + Array(server.metrics.upstreamLatency.prometheusText().utf8)
         },
         ready: {
             // Both of Odoo's ports: the HTTP one and the WebSocket/long-polling one (often the same).

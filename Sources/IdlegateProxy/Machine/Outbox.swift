@@ -104,7 +104,7 @@ final class Outbox {
     /// Odoo answered: the count, and how long it took.
     @inline(__always) func countResponse(route: RouteClass, status: Int, latencyNanos: Int64) {
         counts.request(route, status: status)
-        metrics.upstreamLatency.recordNanoseconds(latencyNanos)
+        counts.latency(nanos: latencyNanos)
     }
 
     var isEmpty: Bool { client.isEmpty && upstream.isEmpty && actions.isEmpty }
