@@ -24,13 +24,6 @@ public struct HTTPFields: Sendable, Equatable {
         connectionOptions = []
     }
 
-    /// (For reading the tokens of fields not yet wrapped.)
-    private init(uncached storage: [UInt8], _ entries: [Entry]) {
-        self.storage = storage
-        self.entries = entries
-        connectionOptions = []
-    }
-
     init(storage: [UInt8], entries: [Entry]) {
         self.storage = storage
         self.entries = entries
@@ -84,19 +77,27 @@ public struct HTTPFields: Sendable, Equatable {
     func forEachToken(_ known: FieldName, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) {
         storage.withUnsafeBufferPointer { b in
             for e in entries where e.known == known {
-                var i = e.value.lowerBound
-                let end = e.value.upperBound
-                while i < end {
-                    while i < end && (b[i] == .sp || b[i] == .htab || b[i] == UInt8(ascii: ",")) { i += 1 }
-                    var j = i
-                    while j < end && b[j] != UInt8(ascii: ",") { j += 1 }
-                    var k = j
-                    while k > i && (b[k - 1] == .sp || b[k - 1] == .htab) { k -= 1 }
-                    if k > i && !body(UnsafeBufferPointer(rebasing: b[i..<k])) { return }
-                    i = j
-                }
+                if !Self.forEachElement(b, e.value, body) { return }
             }
         }
+    }
+
+    /// The comma-separated elements of `value`, whitespace trimmed, until `body` returns false (then
+    /// false).
+    @inline(__always)
+    static func forEachElement(_ b: UnsafeBufferPointer<UInt8>, _ value: Range<Int>, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
+        var i = value.lowerBound
+        let end = value.upperBound
+        while i < end {
+            while i < end && (b[i] == .sp || b[i] == .htab || b[i] == UInt8(ascii: ",")) { i += 1 }
+            var j = i
+            while j < end && b[j] != UInt8(ascii: ",") { j += 1 }
+            var k = j
+            while k > i && (b[k - 1] == .sp || b[k - 1] == .htab) { k -= 1 }
+            if k > i && !body(UnsafeBufferPointer(rebasing: b[i..<k])) { return false }
+            i = j
+        }
+        return true
     }
 
     /// Whether `token` is `lowercased`, ASCII case-insensitively.
@@ -131,13 +132,16 @@ public struct HTTPFields: Sendable, Equatable {
 
     private static func connectionOptions(_ storage: [UInt8], _ entries: [Entry]) -> ConnectionOptions {
         var found: ConnectionOptions = []
-        guard entries.contains(where: { $0.known == .connection }) else { return found }
-        HTTPFields(uncached: storage, entries).forEachToken(.connection) { t in
-            if Self.token(t, is: "close") { found.insert(.close) }
-            else if Self.token(t, is: "keep-alive") { found.insert(.keepAlive) }
-            else if Self.token(t, is: "upgrade") { found.insert(.upgrade) }
-            else { found.insert(.other) }
-            return true
+        for e in entries where e.known == .connection {
+            storage.withUnsafeBufferPointer { b in
+                forEachElement(b, e.value) { t in
+                    if token(t, is: "close") { found.insert(.close) }
+                    else if token(t, is: "keep-alive") { found.insert(.keepAlive) }
+                    else if token(t, is: "upgrade") { found.insert(.upgrade) }
+                    else { found.insert(.other) }
+                    return true
+                }
+            }
         }
         return found
     }
