@@ -219,6 +219,9 @@ def main():
             sys.exit(f"bench: {tool} is not installed (Benchmarks/run installs nginx-light, haproxy and wrk)")
 
     work = tempfile.mkdtemp(prefix="idlegate-bench-")
+    # nginx's workers run as an unprivileged user: they must be able to reach the 1 MiB file (mkdtemp
+    # makes the directory 0700, and every answer on the asset path would be a 403).
+    os.chmod(work, 0o755)
     fleet = Fleet()
     method = "POST" if args.path == "/web/dataset/call_kw" else "GET"
     try:
