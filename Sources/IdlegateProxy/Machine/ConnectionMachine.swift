@@ -88,7 +88,7 @@ final class ConnectionMachine {
     }
 
     /// What a request needs once its session is decided.
-    final class PendingRequest {
+    struct PendingRequest {
         /// What the session gate is asked about the request.
         let check: SessionRequest
         var head: RequestHead { check.head }
@@ -97,16 +97,6 @@ final class ConnectionMachine {
         let upgrade: String?
         let keepAlive: Bool
         let expectsContinue: Bool
-
-        /// (A class: the request is handed from the machine to the gate and back without copying its
-        /// head, path and addresses field by field.)
-        init(check: SessionRequest, framing: BodyFraming, upgrade: String?, keepAlive: Bool, expectsContinue: Bool) {
-            self.check = check
-            self.framing = framing
-            self.upgrade = upgrade
-            self.keepAlive = keepAlive
-            self.expectsContinue = expectsContinue
-        }
     }
 
     var now: Int64 { time.now }
