@@ -19,10 +19,9 @@ final class ClientConnection: EventHandler {
     var registryIndex = -1
     private var closed = false
 
-    init(fd: Int32, peer: SocketAddress, worker: Worker) {
+    init(fd: Int32, peer who: ConnectionMachine.Peer, worker: Worker) {
         self.worker = worker
         client = Channel(transport: PlainTransport(fd: fd))
-        let who = ConnectionMachine.Peer(ip: peer.ip, host: peer.host, trusted: worker.settings.isTrusted(peer))
         machine = ConnectionMachine(peer: who, settings: worker.settingsBox, time: worker.loop.time, outbox: worker.outbox)
     }
 

@@ -12,7 +12,10 @@ final class Worker: @unchecked Sendable {
     let settingsBox: SettingsBox
     var settings: ProxySettings {
         get { settingsBox.current }
-        set { settingsBox.current = newValue }
+        set {
+            settingsBox.current = newValue
+            lastPeer = nil  // who is trusted may have changed
+        }
     }
     /// What connection machines want done; emptied by the connection after each event. It also holds
     /// the request counts since the last tick.
@@ -44,6 +47,17 @@ final class Worker: @unchecked Sendable {
 
     deinit { scratch.deallocate() }
 
+    /// The last peer seen, shared by the next connections from the same address: behind nginx every
+    /// connection comes from one address, and an idle connection then holds no copy of it.
+    private var lastPeer: ConnectionMachine.Peer?
+
+    private func interned(_ address: SocketAddress) -> ConnectionMachine.Peer {
+        if let p = lastPeer, p.ip == address.ip { return p }
+        let p = ConnectionMachine.Peer(ip: address.ip, host: address.host, trusted: settings.isTrusted(address))
+        lastPeer = p
+        return p
+    }
+
     func listen(fd: Int32) throws {
         let l = Listener(fd: fd, worker: self)
         try loop.registerListener(fd: fd, handler: l)
@@ -51,7 +65,7 @@ final class Worker: @unchecked Sendable {
     }
 
     func accepted(fd: Int32, peer: SocketAddress) {
-        let c = ClientConnection(fd: fd, peer: peer, worker: self)
+        let c = ClientConnection(fd: fd, peer: interned(peer), worker: self)
         do {
             try loop.register(fd: fd, handler: c)
         } catch {
