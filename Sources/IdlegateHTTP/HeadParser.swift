@@ -20,18 +20,27 @@ public struct HeadParser: Sendable {
     }
 
     public let kind: Kind
-    public let limits: HTTPLimits
+    // The three limits a head is held to, kept small: every idle connection holds a parser.
+    private let requestLineLimit: Int32
+    private let headerCountLimit: Int32
+    private let headerBytesLimit: Int32
 
     private var scanned = 0
     private var headStart = 0
     private var lineStart = 0
-    private var startLine: Range<Int>? = nil
+    /// The start line's bounds, once found (`startEnd` < 0 until then).
+    private var startBegin = 0
+    private var startEnd = -1
     private var entries: [HTTPFields.Entry] = []
 
     public init(kind: Kind, limits: HTTPLimits) {
         self.kind = kind
-        self.limits = limits
+        requestLineLimit = Int32(clamping: limits.requestLine)
+        headerCountLimit = Int32(clamping: limits.headerCount)
+        headerBytesLimit = Int32(clamping: limits.headerBytes)
     }
+
+    private var startLine: Range<Int>? { startEnd < 0 ? nil : startBegin..<startEnd }
 
     /// Whether any byte of a message has been seen (leading empty lines do not count).
 
@@ -62,23 +71,24 @@ public struct HeadParser: Sendable {
                     i += 1
                     continue
                 }
-                if kind == .request && line.count > limits.requestLine { throw HTTPParseError(414, "request line too long") }
-                startLine = line
+                if kind == .request && line.count > Int(requestLineLimit) { throw HTTPParseError(414, "request line too long") }
+                startBegin = line.lowerBound
+                startEnd = line.upperBound
             } else if line.isEmpty {
                 scanned = i + 1
                 return try finish(input, end: i + 1)
             } else {
                 try checkFieldLine(input, line)
-                if entries.count > limits.headerCount { throw HTTPParseError(431, "too many header fields") }
+                if entries.count > Int(headerCountLimit) { throw HTTPParseError(431, "too many header fields") }
             }
             i += 1
-            if i - headStart > limits.headerBytes { throw HTTPParseError(431, "header section too large") }
+            if i - headStart > Int(headerBytesLimit) { throw HTTPParseError(431, "header section too large") }
         }
         scanned = end
-        if startLine == nil && kind == .request && end - lineStart > limits.requestLine {
+        if startLine == nil && kind == .request && end - lineStart > Int(requestLineLimit) {
             throw HTTPParseError(414, "request line too long")
         }
-        if end - headStart > limits.headerBytes { throw HTTPParseError(431, "header section too large") }
+        if end - headStart > Int(headerBytesLimit) { throw HTTPParseError(431, "header section too large") }
         return .incomplete
     }
 
@@ -87,7 +97,8 @@ public struct HeadParser: Sendable {
         scanned = 0
         headStart = 0
         lineStart = 0
-        startLine = nil
+        startBegin = 0
+        startEnd = -1
         entries = []  // an idle connection holds no parse buffers
     }
 
@@ -127,7 +138,7 @@ public struct HeadParser: Sendable {
         switch kind {
         case .request:
             var head = try Self.requestLine(storage, start, fields: fields)
-            try Self.checkHost(&head, limits: limits)
+            try Self.checkHost(&head, headerCount: Int(headerCountLimit))
             return .request(head, length: end)
         case .response:
             return .response(try Self.statusLine(storage, start, fields: fields), length: end)
@@ -186,7 +197,7 @@ public struct HeadParser: Sendable {
 
     /// RFC 9112 §3.2: a 1.1 request needs exactly one Host; two are refused (two parsers could pick
     /// different ones). An absolute-form target's authority replaces the Host field (§3.2.2).
-    private static func checkHost(_ head: inout RequestHead, limits: HTTPLimits) throws(HTTPParseError) {
+    private static func checkHost(_ head: inout RequestHead, headerCount: Int) throws(HTTPParseError) {
         let hosts = head.fields.occurrences(of: .host)
         if hosts.count > 1 { throw .bad("more than one Host field") }
         if head.method == "CONNECT" { throw HTTPParseError(405, "CONNECT is not supported") }
@@ -201,7 +212,7 @@ public struct HeadParser: Sendable {
             head.fields.set("Host", authority.host)
             // The Host it gains counts like any field: a parsed head stays within the limits (found by
             // the request-head fuzzer: 100 fields plus this one wrote out to a head of 101).
-            if head.fields.count > limits.headerCount { throw HTTPParseError(431, "too many header fields") }
+            if head.fields.count > headerCount { throw HTTPParseError(431, "too many header fields") }
             return
         } else {
             throw .bad("unsupported request-target form")
