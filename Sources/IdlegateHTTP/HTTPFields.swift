@@ -253,46 +253,36 @@ public struct HTTPFields: Sendable, Equatable {
     /// Writes field `i` as it came.
     public func writeField(at i: Int, into out: inout [UInt8]) {
         let e = entries[i]
-        storage.withUnsafeBufferPointer { b in
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: b[e.name]))
-            out.append(.colon)
-            out.append(.sp)
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: b[e.value]))
-        }
-        out.append(.cr)
-        out.append(.lf)
+        storage.withUnsafeBufferPointer { Self.writeLine(UnsafeBufferPointer(rebasing: $0[e.name]), UnsafeBufferPointer(rebasing: $0[e.value]), into: &out) }
     }
 
     /// Writes one `Name: value\r\n` line (names are literals: idlegate adds only fields it knows).
     public static func writeField(_ name: StaticString, _ value: String, into out: inout [UInt8]) {
-        out.appendUTF8(name)
-        out.append(.colon)
-        out.append(.sp)
-        out.appendUTF8(value)
-        out.append(.cr)
-        out.append(.lf)
+        value.withUTF8Bytes { writeLine(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount), $0, into: &out) }
     }
 
     /// Writes one `Name: value\r\n` line with a name worked out at run time.
     public static func writeField(named name: String, value: String, into out: inout [UInt8]) {
-        out.appendUTF8(name)
-        out.append(.colon)
-        out.append(.sp)
-        out.appendUTF8(value)
-        out.append(.cr)
-        out.append(.lf)
+        name.withUTF8Bytes { n in value.withUTF8Bytes { writeLine(n, $0, into: &out) } }
     }
 
     /// Writes field `i`'s value as the value of a field named `name` (a literal).
     public func writeValue(at i: Int, as name: StaticString, into out: inout [UInt8]) {
-        out.appendUTF8(name)
+        storage.withUnsafeBufferPointer {
+            Self.writeLine(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount),
+                           UnsafeBufferPointer(rebasing: $0[entries[i].value]), into: &out)
+        }
+    }
+
+    /// `name: value\r\n`, the one way every field line is written.
+    @inline(__always) private static func writeLine(_ name: UnsafeBufferPointer<UInt8>, _ value: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
+        out.append(contentsOf: name)
         out.append(.colon)
         out.append(.sp)
-        storage.withUnsafeBufferPointer { out.append(contentsOf: UnsafeBufferPointer(rebasing: $0[entries[i].value])) }
+        out.append(contentsOf: value)
         out.append(.cr)
         out.append(.lf)
     }
-
 
     /// Writes `Name: value\r\n` for each field.
     public func write(into out: inout [UInt8]) {

@@ -124,18 +124,27 @@ struct AuditLogTests {
         #expect(report.lines == 2)
     }
 
-    @Test func rotatesBySizeGzipsAndKeepsN() throws {
+    /// A log in a fresh directory that rotates at `size` bytes and keeps `keep` archives.
+    func rotatingLog(size: Int64, keep: Int) throws -> (dir: String, path: String, log: AuditLog) {
         let dir = tempDir()
-        let path = dir + "/audit.jsonl"
-        var s = AuditSettings(path: path)
-        s.rotateSize = 4096
-        s.keep = 2
-        let log = try AuditLog(settings: s)
+        var s = AuditSettings(path: dir + "/audit.jsonl")
+        s.rotateSize = size
+        s.keep = keep
+        return (dir, s.path, try AuditLog(settings: s))
+    }
+
+    /// Event `i`: the same line each time but for its number.
+    func event(_ i: Int) -> AuditEvent {
+        var e = AuditEvent(.activityResumed, time: 1_764_000_000_000)
+        e.idleSeconds = Int64(i)
+        return e
+    }
+
+    @Test func rotatesBySizeGzipsAndKeepsN() throws {
+        let (dir, path, log) = try rotatingLog(size: 4096, keep: 2)
         log.start()
         for i in 0..<400 {
-            var e = AuditEvent(.activityResumed, time: 1_764_000_000_000)
-            e.idleSeconds = Int64(i)
-            log.emit(e)
+            log.emit(event(i))
             if i % 20 == 0 { usleep(2000) }  // let the writer take batches
         }
         log.close()
@@ -158,17 +167,8 @@ extension AuditLogTests {
     /// One batch far larger than rotate_size (a writer that fell behind) still rotates at line ends: no
     /// file ends up over the size.
     @Test func oneLargeBatchIsSplitAtLineEnds() throws {
-        let dir = tempDir()
-        let path = dir + "/audit.jsonl"
-        var s = AuditSettings(path: path)
-        s.rotateSize = 2048
-        s.keep = 50
-        let log = try AuditLog(settings: s)
-        for i in 0..<200 {  // queued before the writer starts: it takes them as one batch
-            var e = AuditEvent(.activityResumed, time: 1_764_000_000_000)
-            e.idleSeconds = Int64(i)
-            log.emit(e)
-        }
+        let (dir, path, log) = try rotatingLog(size: 2048, keep: 50)
+        for i in 0..<200 { log.emit(event(i)) }  // queued before the writer starts: it takes them as one batch
         log.start()
         log.close()
         let files = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
