@@ -97,7 +97,14 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     /// Closes the epoll fd under the loop, so that the next `epoll_wait` fails (tests of the failure path).
-    func breakEpollForTesting() { Glibc.close(epfd) }
+    /// Puts a descriptor that is not an epoll instance where the loop's epoll was, so the next
+    /// `epoll_wait` fails with EINVAL. (Closing it instead raced with tests running beside: another
+    /// loop's new epoll could take the freed number, and this one then waited on it forever.)
+    func breakEpollForTesting() {
+        let other = Glibc.open("/dev/null", O_RDONLY | O_CLOEXEC)
+        precondition(other >= 0 && dup2(other, epfd) == epfd, "cannot replace the epoll descriptor")
+        Glibc.close(other)
+    }
 
     /// Makes `run` return after the current iteration. Call on the loop thread.
     public func stop() { running = false }
