@@ -62,15 +62,11 @@ enum ByteClass {
     /// with no byte below 0x20 and no DEL is all field-value (0x80–0xFF included); a word that has one
     /// is looked at byte by byte (a tab is fine, anything else below 0x20 is not).
     @inline(__always) static func firstNonFieldValue(_ b: UnsafeRawBufferPointer, _ range: Range<Int>) -> Int? {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let highs: UInt64 = 0x8080_8080_8080_8080
         var k = range.lowerBound
         let base = b.baseAddress!
         while k + 8 <= range.upperBound {
-            let w = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: k, as: UInt64.self))
-            let below20 = (w &- ones &* 0x20) & ~w & highs           // some byte < 0x20
-            let del = ((w ^ (ones &* 0x7F)) &- ones) & ~(w ^ (ones &* 0x7F)) & highs  // some byte == 0x7F
-            if below20 | del != 0 {
+            let w = Words.load(base, k)
+            if Words.below(w, 0x20) | Words.equal(w, 0x7F) != 0 {
                 for j in k..<(k + 8) where !isFieldValue(b[j]) { return j }
             }
             k += 8
@@ -85,28 +81,18 @@ enum ByteClass {
     /// The end of the run of cookie-value bytes starting at `from`: eight at a time while every byte of
     /// a word is one (no byte below 0x21 or above 0x7E, no `"`, `;` or `\\`), then byte by byte.
     @inline(__always) static func cookieValueEnd(_ b: UnsafeBufferPointer<UInt8>, from: Int) -> Int {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let highs = ones &* 0x80
-        @inline(__always) func hasZero(_ v: UInt64) -> Bool { (v &- ones) & ~v & highs != 0 }
         var i = from
         let n = b.count
         if let base = b.baseAddress {
             while i + 8 <= n {
-                let w = UInt64(littleEndian: UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self))
-                let below = (w &- ones &* 0x21) & ~w & highs     // some byte < 0x21
-                let above = ((w &+ ones) | w) & highs             // some byte > 0x7E
-                if below | above != 0 || hasZero(w ^ (ones &* 0x22)) || hasZero(w ^ (ones &* 0x3B)) || hasZero(w ^ (ones &* 0x5C)) {
-                    break
-                }
+                let w = Words.load(UnsafeRawPointer(base), i)
+                let other = Words.below(w, 0x21) | Words.above(w, 0x7E) | Words.equal(w, 0x22) | Words.equal(w, 0x3B) | Words.equal(w, 0x5C)
+                if other != 0 { break }
                 i += 8
             }
         }
         return end(of: cookieValue, in: UnsafeRawBufferPointer(b), from: i, to: n)
     }
-
-    @inline(__always) static func isTarget(_ b: UInt8) -> Bool { table[Int(b)] & target != 0 }
-
-    @inline(__always) static func isHostChar(_ b: UInt8) -> Bool { table[Int(b)] & host != 0 }
 
     @inline(__always) static func isCookieValue(_ b: UInt8) -> Bool { table[Int(b)] & cookieValue != 0 }
 

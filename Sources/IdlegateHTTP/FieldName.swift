@@ -11,38 +11,36 @@ public enum FieldName: UInt8, Sendable {
     /// forwarded (as nginx drops them by default, `underscores_in_headers off`).
     case underscored
 
-    /// Recognises a field name (any case; a token, as the parser has checked); `.other` for the rest. Runs for every field of every head:
-    /// a switch on the length and the first letter leaves at most one spelling to compare.
+    /// Recognises a field name (any case; a token, as the parser has checked); `.other` for the rest. Runs
+    /// for every field of every head: the name's length and first letter leave at most one spelling to
+    /// compare (`candidates`).
     static func classify(_ name: UnsafeRawBufferPointer) -> FieldName {
         let n = name.count
-        guard n >= 2 && n <= 20 else { return otherOrUnderscored(name) }
-        let tag: FieldName
-        switch (n, name[0] | 0x20) {
-        case (2, 0x74): tag = .te
-        case (4, 0x68): tag = .host
-        case (6, 0x63): tag = .cookie
-        case (6, 0x65): tag = .expect
-        case (7, 0x74): tag = .trailer
-        case (7, 0x75): tag = .upgrade
-        case (9, 0x66): tag = .forwarded
-        case (9, 0x78): tag = .xRealIP
-        case (10, 0x63): tag = .connection
-        case (10, 0x6B): tag = .keepAlive
-        case (10, 0x73): tag = .setCookie
-        case (12, 0x63): tag = .contentType
-        case (14, 0x63): tag = .contentLength
-        case (15, 0x78): tag = .xForwardedFor
-        case (16, 0x70): tag = .proxyConnection
-        case (16, 0x78): tag = .xForwardedHost
-        case (17, 0x74): tag = .transferEncoding
-        case (17, 0x78): tag = .xForwardedProto
-        case (18, 0x70): tag = .proxyAuthenticate
-        case (19, 0x70): tag = .proxyAuthorization
-        case (20, 0x78): tag = .xOpenerpSessionID
-        default: return otherOrUnderscored(name)
-        }
-        return matches(name, spelling(of: tag)) ? tag : otherOrUnderscored(name)
+        guard n >= 1 && n < 32 else { return otherOrUnderscored(name) }
+        let tag = candidates[n * 32 + Int(name[0] & 0x1F)]
+        guard tag != .other else { return otherOrUnderscored(name) }
+        // A name is a token, so OR-ing 0x20 lower-cases its letters and leaves `-` and digits alone; the
+        // one token byte it could confuse, `_` (0x5F → 0x7F), is in no spelling.
+        let s = spelling(of: tag)
+        return Words.equal(name.baseAddress, s.utf8Start, n, fold: 0x20) ? tag : otherOrUnderscored(name)
     }
+
+    /// The tags with a spelling: every case but `.other` and `.underscored`.
+    static let known = (FieldName.host.rawValue...FieldName.xRealIP.rawValue).map { FieldName(rawValue: $0)! }
+    /// The tag whose spelling has this length (under 32) and first letter, by `length * 32 + letter & 0x1F`
+    /// (no two spellings share both: checked as the table is built); `.other` for none.
+    nonisolated(unsafe) static let candidates: UnsafePointer<FieldName> = {  // written once, then only read
+        let t = UnsafeMutablePointer<FieldName>.allocate(capacity: 32 * 32)
+        t.initialize(repeating: .other, count: 32 * 32)
+        for tag in known {
+            let s = spelling(of: tag)
+            precondition(s.utf8CodeUnitCount < 32)
+            let slot = s.utf8CodeUnitCount * 32 + Int(s.utf8Start[0] & 0x1F)
+            precondition(t[slot] == .other, "two field names share a length and first letter")
+            t[slot] = tag
+        }
+        return UnsafePointer(t)
+    }()
 
     /// The lower-case spelling of a known tag.
     static func spelling(of tag: FieldName) -> StaticString {
@@ -69,29 +67,6 @@ public enum FieldName: UInt8, Sendable {
         case .forwarded: "forwarded"
         case .xRealIP: "x-real-ip"
         case .other, .underscored: ""
-        }
-    }
-
-    /// ASCII case-insensitive equality with a lower-case spelling of the same length. A name is a
-    /// token, so OR-ing 0x20 lower-cases its letters and leaves `-` (0x2D) and digits alone; the one
-    /// token byte it could confuse, `_` (0x5F → 0x7F), matches no spelling.
-    /// Eight bytes at a time; a name of eight or more ends with a word that overlaps the one before.
-    @inline(__always) private static func matches(_ name: UnsafeRawBufferPointer, _ spelling: StaticString) -> Bool {
-        let s = UnsafeRawPointer(spelling.utf8Start)
-        let n = name.count
-        guard n >= 8, let p = name.baseAddress else {
-            for i in 0..<n where name[i] | 0x20 != s.load(fromByteOffset: i, as: UInt8.self) { return false }
-            return true
-        }
-        let lower: UInt64 = 0x2020_2020_2020_2020
-        var i = 0
-        while true {
-            let at = min(i, n - 8)
-            if p.loadUnaligned(fromByteOffset: at, as: UInt64.self) | lower != s.loadUnaligned(fromByteOffset: at, as: UInt64.self) {
-                return false
-            }
-            if at == n - 8 { return true }
-            i += 8
         }
     }
 

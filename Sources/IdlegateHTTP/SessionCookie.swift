@@ -1,5 +1,3 @@
-import Glibc  // memcmp
-
 /// What a request's `Cookie` lines say about `session_id`, and the one Cookie line to forward.
 ///
 /// Odoo's two servers join repeated Cookie lines differently before werkzeug reads them: werkzeug's
@@ -90,18 +88,16 @@ public struct SessionCookie: Sendable, Equatable {
 
     /// `isPlain`, and the range of the first `session_id` value of a plain line: one pass over the bytes.
     static func readPlain(_ header: ArraySlice<UInt8>) -> (isPlain: Bool, sessionID: Range<Int>?) {
-        header.withUnsafeBufferPointer { b in
-            guard let r = readPlain(b) else { return (false, nil) }
-            return (true, r.map { ($0.lowerBound + header.startIndex)..<($0.upperBound + header.startIndex) })
-        }
+        let read = header.withUnsafeBufferPointer(readPlain)
+        return (read.isPlain, read.sessionID.map { ($0.lowerBound + header.startIndex)..<($0.upperBound + header.startIndex) })
     }
 
-    /// Nil when the line is not plain; else the first `session_id` value's range, if there is one.
-    private static func readPlain(_ b: UnsafeBufferPointer<UInt8>) -> Range<Int>?? {
+    private static func readPlain(_ b: UnsafeBufferPointer<UInt8>) -> (isPlain: Bool, sessionID: Range<Int>?) {
         let n = b.count
-        if n == 0 { return .some(nil) }
+        if n == 0 { return (true, nil) }
+        let notPlain: (isPlain: Bool, sessionID: Range<Int>?) = (false, nil)
         let maxPairs = 32
-        return withUnsafeTemporaryAllocation(of: Range<Int>.self, capacity: maxPairs) { names -> Range<Int>?? in
+        return withUnsafeTemporaryAllocation(of: Range<Int>.self, capacity: maxPairs) { names in
             var count = 0
             var session: Range<Int>? = nil
             var i = 0
@@ -109,23 +105,23 @@ public struct SessionCookie: Sendable, Equatable {
                 let nameStart = i
                 i = ByteClass.end(of: ByteClass.token, in: UnsafeRawBufferPointer(b), from: i, to: n)
                 let name = nameStart..<i
-                guard !name.isEmpty, i < n, b[i] == CookieHeader.equals else { return nil }
+                guard !name.isEmpty, i < n, b[i] == CookieHeader.equals else { return notPlain }
                 i += 1
                 let valueStart = i
                 i = ByteClass.cookieValueEnd(b, from: i)
-                if count == maxPairs || CookieHeader.isAttributeName(UnsafeBufferPointer(rebasing: b[name])) { return nil }
+                if count == maxPairs || CookieHeader.isAttributeName(UnsafeBufferPointer(rebasing: b[name])) { return notPlain }
                 for k in 0..<count where names[k].count == name.count
-                    && memcmp(b.baseAddress! + names[k].lowerBound, b.baseAddress! + name.lowerBound, name.count) == 0 {
-                    return nil
+                    && Words.equal(b.baseAddress! + names[k].lowerBound, b.baseAddress! + name.lowerBound, name.count) {
+                    return notPlain
                 }
                 if session == nil && CookieHeader.isSessionName(UnsafeBufferPointer(rebasing: b[name])) { session = valueStart..<i }
                 names[count] = name
                 count += 1
-                if i == n { return .some(session) }
-                guard b[i] == CookieHeader.semicolon else { return nil }
+                if i == n { return (true, session) }
+                guard b[i] == CookieHeader.semicolon else { return notPlain }
                 i += 1
                 if i < n && b[i] == UInt8(ascii: " ") { i += 1 }
-                if i == n { return nil }
+                if i == n { return notPlain }
             }
         }
     }
