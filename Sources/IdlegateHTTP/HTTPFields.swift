@@ -72,53 +72,6 @@ public struct HTTPFields: Sendable, Equatable {
         return out
     }
 
-    /// Calls `body` with the bytes of each comma-separated element of every `known` field, whitespace
-    /// trimmed, until it returns false. No allocation.
-    func forEachToken(_ known: FieldName, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) {
-        storage.withUnsafeBufferPointer { b in
-            for e in entries where e.known == known {
-                if !Self.forEachElement(b, e.value, body) { return }
-            }
-        }
-    }
-
-    /// The comma-separated elements of `value`, whitespace trimmed, until `body` returns false (then
-    /// false).
-    @inline(__always)
-    static func forEachElement(_ b: UnsafeBufferPointer<UInt8>, _ value: Range<Int>, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
-        var i = value.lowerBound
-        let end = value.upperBound
-        while i < end {
-            while i < end && (b[i] == .sp || b[i] == .htab || b[i] == UInt8(ascii: ",")) { i += 1 }
-            var j = i
-            while j < end && b[j] != UInt8(ascii: ",") { j += 1 }
-            var k = j
-            while k > i && (b[k - 1] == .sp || b[k - 1] == .htab) { k -= 1 }
-            if k > i && !body(UnsafeBufferPointer(rebasing: b[i..<k])) { return false }
-            i = j
-        }
-        return true
-    }
-
-    /// Whether `token` is `lowercased`, ASCII case-insensitively.
-    @inline(__always) static func token(_ token: UnsafeBufferPointer<UInt8>, is lowercased: StaticString) -> Bool {
-        guard token.count == lowercased.utf8CodeUnitCount else { return false }
-        let l = lowercased.utf8Start
-        for m in 0..<token.count where token[m].asciiLowercased != l[m] { return false }
-        return true
-    }
-
-    /// Whether any `known` field lists `token` (lower case) among its comma-separated elements,
-    /// compared case-insensitively, without allocating (for `Connection: close` and the like).
-    public func containsToken(_ known: FieldName, _ token: StaticString) -> Bool {
-        var found = false
-        forEachToken(known) { t in
-            found = Self.token(t, is: token)
-            return !found
-        }
-        return found
-    }
-
     /// What the Connection fields say, read in one pass (RFC 9110 §7.6.1).
     public struct ConnectionOptions: OptionSet, Sendable {
         public let rawValue: UInt8
@@ -134,18 +87,32 @@ public struct HTTPFields: Sendable, Equatable {
         var found: ConnectionOptions = []
         for e in entries where e.known == .connection {
             storage.withUnsafeBufferPointer { b in
-                forEachElement(b, e.value) { t in
-                    if token(t, is: "close") { found.insert(.close) }
-                    else if token(t, is: "keep-alive") { found.insert(.keepAlive) }
-                    else if token(t, is: "upgrade") { found.insert(.upgrade) }
-                    else { found.insert(.other) }
-                    return true
-                }
+                var i = e.value.lowerBound
+                while let element = nextElement(b, from: &i, to: e.value.upperBound) { found.insert(option(b, element)) }
             }
         }
         return found
     }
 
+    /// The next comma-separated element of `b[i..<end]`, whitespace trimmed (nil: none left); `i` moves
+    /// past it.
+    private static func nextElement(_ b: UnsafeBufferPointer<UInt8>, from i: inout Int, to end: Int) -> Range<Int>? {
+        while i < end && (b[i] == .sp || b[i] == .htab || b[i] == UInt8(ascii: ",")) { i += 1 }
+        guard i < end else { return nil }
+        let start = i
+        while i < end && b[i] != UInt8(ascii: ",") { i += 1 }
+        var k = i
+        while b[k - 1] == .sp || b[k - 1] == .htab { k -= 1 }  // stops at `start`, which is neither
+        return start..<k
+    }
+
+    /// What one Connection element names, ASCII case-insensitively.
+    private static func option(_ b: UnsafeBufferPointer<UInt8>, _ r: Range<Int>) -> ConnectionOptions {
+        func named(_ lowercased: StaticString) -> Bool {
+            r.count == lowercased.utf8CodeUnitCount && (0..<r.count).allSatisfy { b[r.lowerBound + $0].asciiLowercased == lowercased.utf8Start[$0] }
+        }
+        return named("close") ? .close : named("keep-alive") ? .keepAlive : named("upgrade") ? .upgrade : .other
+    }
 
     /// How many fields are `known`, and the first one's index (-1 when none): what the framing and Host
     /// rules need, without building a list.

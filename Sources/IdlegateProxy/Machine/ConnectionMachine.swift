@@ -538,7 +538,7 @@ final class ConnectionMachine {
     func upgradeProtocol(_ head: RequestHead, _ settings: ProxySettings) -> String? {
         guard head.method == "GET", head.version == .http11,
               let value = head.fields.first(.upgrade),
-              head.fields.containsToken(.connection, "upgrade") else { return nil }
+              head.fields.connectionOptions.contains(.upgrade) else { return nil }
         let first = head.fields.tokens(.upgrade).first ?? ""
         let name = String(first.split(separator: "/").first ?? "")
         return settings.allowedUpgrades.contains(name) ? value : nil
