@@ -81,10 +81,9 @@ public final class ProxyMetrics: Sendable {
 /// per request); here a request adds to its worker's plain array, and the shared one is locked a few
 /// times a second.
 public final class LatencyHistogram: Sendable {
-    /// Upper bounds, in nanoseconds and as written (seconds).
-    static let bounds: [Int64] = [1_000_000, 2_500_000, 5_000_000, 10_000_000, 25_000_000, 50_000_000, 100_000_000,
-                                  250_000_000, 500_000_000, 1_000_000_000, 2_500_000_000, 5_000_000_000, 10_000_000_000]
+    /// Upper bounds as written (seconds), and in nanoseconds.
     static let labels = ["0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10"]
+    static let bounds: [Int64] = labels.map { Int64((Double($0)! * 1e9).rounded()) }
 
     let name: String
     let help: String

@@ -36,7 +36,7 @@ final class Worker: @unchecked Sendable {
     init(settings: ProxySettings, metrics: ProxyMetrics, upstreams: [[SocketAddress]], poolSize: Int, clock: Clock, logger: Logger) throws {
         loop = try EventLoop(clock: clock)
         settingsBox = SettingsBox(settings)
-        outbox = Outbox(metrics: metrics)
+        outbox = Outbox()
         self.metrics = metrics
         self.logger = logger
         pool = UpstreamPool(loop: loop, addresses: upstreams, maxIdle: poolSize, idleTimeout: settings.timeouts.upstreamIdle)

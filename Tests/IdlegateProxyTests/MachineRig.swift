@@ -16,7 +16,7 @@ final class MachineRig {
 
     let clock = ManualClock()
     let time: LoopTime
-    let outbox = Outbox(metrics: ProxyMetrics())
+    let outbox = Outbox()
     let table: SessionTable
     let store: SessionStore
     let deriver = SessionKeyDeriver(secret: Array(repeating: 3, count: 32))

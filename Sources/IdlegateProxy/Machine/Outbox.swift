@@ -94,10 +94,8 @@ final class Outbox {
     var actions: [Action] = []
     /// Requests counted since the worker's last tick (which adds them to the shared metrics).
     var counts = WorkerCounts()
-    let metrics: ProxyMetrics
 
-    init(metrics: ProxyMetrics, capacity: Int = 80 * 1024) {
-        self.metrics = metrics
+    init(capacity: Int = 80 * 1024) {
         client.reserveCapacity(capacity)
     }
 
