@@ -51,21 +51,26 @@ def write(path, text):
     return path
 
 
+def nginx_preamble(work, name, workers):
+    """The top of an nginx config (both the stand-in Odoo and the nginx measured): up to the open `http {`."""
+    return f"""
+worker_processes {workers};
+daemon off;
+pid {work}/{name}.pid;
+error_log {work}/{name}.err warn;
+events {{ worker_connections 8192; }}
+http {{
+  access_log off;
+  keepalive_requests 10000000;
+"""
+
+
 def upstream_conf(work):
     os.makedirs(os.path.join(work, "root", "web", "assets"), exist_ok=True)
     with open(os.path.join(work, "root", "web", "assets", "big.js"), "wb") as f:
         f.write(b"/* 1 MiB */\n" + b"x" * (1 << 20))
     answer = JSON_ANSWER.replace("'", "\\'")
-    return write(os.path.join(work, "upstream.conf"), f"""
-worker_processes 1;
-daemon off;
-pid {work}/upstream.pid;
-error_log {work}/upstream.err warn;
-events {{ worker_connections 8192; }}
-http {{
-  access_log off;
-  keepalive_requests 10000000;
-  server {{
+    return write(os.path.join(work, "upstream.conf"), nginx_preamble(work, "upstream", 1) + f"""  server {{
     listen 127.0.0.1:{UPSTREAM} backlog=4096;
     root {work}/root;
     location = /web/dataset/call_kw {{ default_type application/json; return 200 '{answer}'; }}
@@ -78,16 +83,7 @@ http {{
 def nginx_conf(work, workers):
     # What a site puts in front of Odoo without idlegate: forwarding headers, pooled upstream connections,
     # streaming, and the cookie flags idlegate adds.
-    return write(os.path.join(work, "nginx.conf"), f"""
-worker_processes {workers};
-daemon off;
-pid {work}/nginx.pid;
-error_log {work}/nginx.err warn;
-events {{ worker_connections 8192; }}
-http {{
-  access_log off;
-  keepalive_requests 10000000;
-  upstream odoo {{ server 127.0.0.1:{UPSTREAM}; keepalive 256; }}
+    return write(os.path.join(work, "nginx.conf"), nginx_preamble(work, "nginx", workers) + f"""  upstream odoo {{ server 127.0.0.1:{UPSTREAM}; keepalive 256; }}
   server {{
     listen 127.0.0.1:{NGINX} backlog=4096;
     location / {{
