@@ -15,12 +15,20 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BINARY = os.environ.get("TEST_IDLEGATE_BINARY", os.path.join(ROOT, ".build", "debug", "idlegate"))
 
 
+_handed_out = set()
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A port no other process holds and this run has not handed out yet: the kernel may give a port it
+    just gave back, and the proxy and admin listeners of one idlegate on one port share it (SO_REUSEPORT)."""
+    while True:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def wait_port(port, timeout=10):
