@@ -343,8 +343,18 @@ extension Config {
         for (i, p) in websocketPaths.enumerated() where !p.hasPrefix("/") {
             throw ConfigError("websocket_paths[\(i)]", "\"\(p)\" does not start with /")
         }
-        if !adminListen.isEmpty && HostPort.split(adminListen) == nil {
-            throw ConfigError("admin_listen", "\"\(adminListen)\" is not HOST:PORT (or empty for no admin API)")
+        if !adminListen.isEmpty {
+            guard let admin = HostPort.split(adminListen) else {
+                throw ConfigError("admin_listen", "\"\(adminListen)\" is not HOST:PORT (or empty for no admin API)")
+            }
+            // Listeners share ports (SO_REUSEPORT, one per worker): an admin API on a proxy address would
+            // silently take half of its connections.
+            let anyHost: Set<String> = ["0.0.0.0", "::", ""]
+            for l in listen {
+                guard let p = HostPort.split(l), p.port == admin.port,
+                      p.host == admin.host || anyHost.contains(p.host) || anyHost.contains(admin.host) else { continue }
+                throw ConfigError("admin_listen", "\"\(adminListen)\" is also a listen address (\(l))")
+            }
         }
         if snapshotInterval != 0 && snapshotInterval < 1000 {
             throw ConfigError("snapshot_interval", "must be 0 (off) or at least 1s")
