@@ -31,9 +31,10 @@ final class SessionGate: Sendable {
     /// verdict the local table gives alone. Returns nil when the store confirms later (a shared layer
     /// asking whether another replica saw the session): the verdict then goes to the reply `later()`
     /// makes, from any thread (asked for only then, so the common path allocates no closure).
-    func decide(_ r: SessionRequest, later: () -> @Sendable (Verdict) -> Void) -> Verdict? {
+    /// `keys`: the calling worker's cache of this gate's deriver.
+    func decide(_ r: SessionRequest, keys: SessionKeyCache, later: () -> @Sendable (Verdict) -> Void) -> Verdict? {
         var verdict = Verdict()
-        let query = SessionCheck.check(r, rules: rules, into: &verdict) { deriver.key(for: $0) }
+        let query = SessionCheck.check(r, rules: rules, into: &verdict) { keys.key(for: $0) }
         guard let query else {
             finish(verdict, r)
             return verdict

@@ -2,6 +2,7 @@ import Glibc
 import IdlegateBase
 import IdlegateHTTP
 import IdlegateIO
+import IdlegateSessions
 import Logging
 
 /// One event-loop thread and everything it owns: its connections, its upstream pool, a read buffer
@@ -15,8 +16,11 @@ final class Worker: @unchecked Sendable {
         set {
             settingsBox.current = newValue
             lastPeer = nil  // who is trusted may have changed
+            if keys.deriver !== newValue.gate.deriver { keys = SessionKeyCache(deriver: newValue.gate.deriver) }
         }
     }
+    /// The session keys this worker derived last (the session gate's deriver, remembered).
+    private(set) var keys: SessionKeyCache
     /// What connection machines want done; emptied by the connection after each event. It also holds
     /// the request counts since the last tick.
     let outbox: Outbox
@@ -36,6 +40,7 @@ final class Worker: @unchecked Sendable {
     init(settings: ProxySettings, metrics: ProxyMetrics, upstreams: [[SocketAddress]], poolSize: Int, clock: Clock, logger: Logger) throws {
         loop = try EventLoop(clock: clock)
         settingsBox = SettingsBox(settings)
+        keys = SessionKeyCache(deriver: settings.gate.deriver)
         outbox = Outbox()
         self.metrics = metrics
         self.logger = logger

@@ -121,3 +121,47 @@ public final class SessionKeyDeriver: Sendable {
         return RAND_bytes(&bytes, Int32(count)) == 1 ? bytes : nil
     }
 }
+
+/// One worker's memory of the keys it derived last, so that an id seen again — the next call of a page,
+/// the burst of requests a page load makes — costs a comparison instead of two SHA-256 compressions.
+/// Direct-mapped: 2,048 slots of 64 bytes (the id's stable part, at most 42 bytes, zero-padded,
+/// its length in the last byte, then the key); a new id takes its slot's place. Slots are compared a
+/// word at a time without an early exit, so a hit and a miss take the time of the slot's whole width
+/// whatever bytes match. Ids stay in this process's memory only, as they do in its read buffers.
+/// One thread only (a worker's loop); the deriver is the same for every worker.
+public final class SessionKeyCache {
+    public let deriver: SessionKeyDeriver
+    private let slots: UnsafeMutablePointer<UInt64>
+    static let slotBits = 11  // 2,048 slots, 128 KiB
+    static let slotCount = 1 << slotBits
+    static let words = 8  // 6 words of id (48 bytes: 42 of id, length in the last), hi, lo
+
+    public init(deriver: SessionKeyDeriver) {
+        self.deriver = deriver
+        slots = .allocate(capacity: Self.slotCount * Self.words)
+        slots.initialize(repeating: 0, count: Self.slotCount * Self.words)  // length 0: never an id's
+    }
+
+    deinit { slots.deallocate() }
+
+    /// The key of session id `id`: the deriver's, remembered.
+    public func key(for id: ArraySlice<UInt8>) -> SessionKey {
+        let part = SessionKey.stablePart(of: id)
+        var w: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &w) { raw in
+            part.withUnsafeBytes { raw.copyMemory(from: $0) }
+            raw[47] = UInt8(part.count)
+        }
+        // Which slot: the id's words mixed (an attacker who picks ids can only evict, never read).
+        let mixed = (w.0 ^ w.1 &* 0x9E37_79B9_7F4A_7C15 ^ w.2 ^ w.3 &* 0xC2B2_AE3D_27D4_EB4F ^ w.4 ^ w.5)
+            &* 0x9E37_79B9_7F4A_7C15
+        let slot = slots + Int(mixed >> UInt64(64 - Self.slotBits)) * Self.words
+        let diff = (slot[0] ^ w.0) | (slot[1] ^ w.1) | (slot[2] ^ w.2) | (slot[3] ^ w.3) | (slot[4] ^ w.4) | (slot[5] ^ w.5)
+        if diff == 0 { return SessionKey(hi: slot[6], lo: slot[7]) }
+        let key = part.withUnsafeBytes { deriver.key(for: $0) }
+        slot[0] = w.0; slot[1] = w.1; slot[2] = w.2; slot[3] = w.3; slot[4] = w.4; slot[5] = w.5
+        slot[6] = key.hi
+        slot[7] = key.lo
+        return key
+    }
+}

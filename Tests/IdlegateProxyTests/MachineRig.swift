@@ -170,7 +170,7 @@ final class MachineRig {
             guard let request = machine.pending?.check else { return }
             let gate = settings.current.gate
             let box = VerdictBox()
-            if let v = gate.decide(request, later: { { v in box.set(v) } }) {
+            if let v = gate.decide(request, keys: SessionKeyCache(deriver: gate.deriver), later: { { v in box.set(v) } }) {
                 machine.verdict(v)
             } else {
                 waiting.append(box)

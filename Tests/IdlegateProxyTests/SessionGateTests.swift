@@ -10,6 +10,13 @@ import StoreConformance
 import Testing
 @testable import IdlegateProxy
 
+extension SessionGate {
+    /// A decision with a fresh key cache: these tests are about the store's answers, not the cache.
+    func decide(_ r: SessionRequest, later: () -> @Sendable (Verdict) -> Void) -> Verdict? {
+        decide(r, keys: SessionKeyCache(deriver: deriver), later: later)
+    }
+}
+
 /// The session gate against a store that confirms later, on another thread (the Redis layer's shape).
 @Suite("Session gate")
 struct SessionGateTests {

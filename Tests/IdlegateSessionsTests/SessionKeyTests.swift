@@ -29,6 +29,33 @@ struct SessionKeyTests {
         #expect(d2.key(for: odoo18[...]) != deriver.key(for: odoo18[...]))
     }
 
+    /// The cache gives the deriver's key for every id, hit or miss: ids that share a slot, ids that differ
+    /// only in one byte or in length (a 40-hex id and the same with two more characters), and an id
+    /// asked again after others took its slot.
+    @Test func cacheGivesTheDeriversKeys() {
+        let cache = SessionKeyCache(deriver: deriver)
+        var ids: [[UInt8]] = [odoo18, Array(odoo18.prefix(40)), Array(odoo18.prefix(41)), Array("0123456789abcdef0123456789abcdef01234567".utf8)]
+        for i in 0..<42 {  // one byte changed, in every place of the stable part
+            var id = odoo18
+            id[i] = id[i] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
+            ids.append(id)
+        }
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<5000 {  // more ids than slots: many share one
+            ids.append((0..<84).map { _ in UInt8(ascii: "a") + UInt8.random(in: 0..<26, using: &generator) })
+        }
+        for round in 0..<2 {
+            for id in ids {
+                #expect(cache.key(for: id[...]) == deriver.key(for: id[...]), "round \(round)")
+            }
+        }
+        // Odoo 19's rotation keeps the key through the cache too.
+        var rotated = odoo18
+        for i in 42..<rotated.count { rotated[i] = UInt8(ascii: "Z") }
+        _ = cache.key(for: odoo18[...])
+        #expect(cache.key(for: rotated[...]) == deriver.key(for: odoo18[...]))
+    }
+
     @Test(arguments: [
         ("0123456789abcdef0123456789abcdef01234567", true),
         ("0123456789ABCDEF0123456789abcdef01234567", false),  // 12-17 ids are lower-case
