@@ -7,7 +7,8 @@ a fresh state directory each, and wrk as the client. Each round measures every p
 order; a proxy's ratio to nginx is taken within each round (the machine's load moves between rounds), and
 the report gives medians over the rounds. Every request carries an Odoo 18-shaped session cookie, spread
 over --sessions ids; any answer other than 200 is counted (a proxy that answers 303 is not fast, it is
-wrong).
+wrong). The last column is the proxy's own CPU time per request, user + system, in microseconds (all its
+processes, from /proc): where the time goes when the client, the upstream and the proxies share the cores.
 
     Benchmarks/bench.py [--rounds 5] [--seconds 5] [--conns 64] [--sessions 1] [--path /web/dataset/call_kw]
                         [--workers 1] [--idlegate BINARY] [--idlegate-args '...'] [--candidate NAME=ARGS] [--json]
@@ -185,6 +186,21 @@ class Fleet:
                 os.killpg(p.pid, signal.SIGKILL)
 
 
+def cpu_seconds(session):
+    """User and system CPU seconds used so far by every process of one session (a proxy and its workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    user = system = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session:  # fields after the name: state ppid pgrp session ... utime(12) stime(13)
+            user += int(fields[11])
+            system += int(fields[12])
+    return user / tick, system / tick
+
+
 def measure(port, args, script):
     url = f"http://127.0.0.1:{port}{args.path}"
     out = subprocess.run(["wrk", "-t", str(args.threads), "-c", str(args.conns), "-d", f"{args.seconds}s", "--latency", "-s", script, url],
@@ -223,6 +239,7 @@ def main():
     try:
         fleet.start("upstream", ["nginx", "-c", upstream_conf(work)], UPSTREAM, f"{work}/upstream.log")
         targets = [("nginx", NGINX), ("haproxy", HAPROXY)]
+        sessions = {"nginx": len(fleet.procs), "haproxy": len(fleet.procs) + 1}
         fleet.start("nginx", ["nginx", "-c", nginx_conf(work, args.workers)], NGINX, f"{work}/nginx.log")
         fleet.start("haproxy", ["haproxy", "-f", haproxy_conf(work, args.workers)], HAPROXY, f"{work}/haproxy.log")
         proxies = [("idlegate", args.idlegate, args.idlegate_args)]
@@ -236,8 +253,10 @@ def main():
             cmd = [binary, "serve", "--threads", str(args.workers), "--listen", f"127.0.0.1:{port}",
                    "--upstream", f"http://127.0.0.1:{UPSTREAM}", "--websocket-upstream", f"http://127.0.0.1:{UPSTREAM}",
                    "--admin-listen", f"127.0.0.1:{port + 80}", "--state-dir", f"{work}/state-{name}"] + shlex.split(extra)
+            sessions[name] = len(fleet.procs)
             fleet.start(name, cmd, port, f"{work}/{name}.log")
             targets.append((name, port))
+        sessions = {name: fleet.procs[i].pid for name, i in sessions.items()}
         script = wrk_script(work, args.sessions, method)
         for _, port in targets:  # warm every proxy, its pools and its table
             measure(port, argparse.Namespace(**{**vars(args), "seconds": 1}), script)
@@ -245,9 +264,14 @@ def main():
         for r in range(args.rounds):
             order = targets[r % len(targets):] + targets[:r % len(targets)]
             for name, port in order:
-                results[name].append(measure(port, args, script))
+                before = cpu_seconds(sessions[name])
+                row = measure(port, args, script)
+                after = cpu_seconds(sessions[name])
+                done = row["rps"] * args.seconds
+                row["user_us"], row["sys_us"] = ((a - b) * 1e6 / done for a, b in zip(after, before))
+                results[name].append(row)
         print(f"path={args.path} conns={args.conns} sessions={args.sessions} workers={args.workers} rounds={args.rounds}x{args.seconds}s")
-        print(f"{'proxy':<14}{'rps (med)':>11}{'p50 ms':>9}{'p99 ms':>9}{'vs nginx':>10}{'vs haproxy':>12}{'vs idlegate':>13}{'not200':>8}{'errors':>8}")
+        print(f"{'proxy':<14}{'rps (med)':>11}{'p50 ms':>9}{'p99 ms':>9}{'vs nginx':>10}{'vs haproxy':>12}{'vs idlegate':>13}{'not200':>8}{'errors':>8}{'cpu us/req':>12}")
         summary = {}
         for name, _ in targets:
             rows = results[name]
@@ -256,9 +280,10 @@ def main():
             vs_idlegate = statistics.median(row["rps"] / results["idlegate"][i]["rps"] for i, row in enumerate(rows))
             s = {"rps": statistics.median(x["rps"] for x in rows), "p50_ms": statistics.median(x["p50"] for x in rows),
                  "p99_ms": statistics.median(x["p99"] for x in rows), "vs_nginx": vs_nginx, "vs_haproxy": vs_haproxy, "vs_idlegate": vs_idlegate,
-                 "not200": int(sum(x["not200"] for x in rows)), "errors": int(sum(x["errors"] for x in rows))}
+                 "not200": int(sum(x["not200"] for x in rows)), "errors": int(sum(x["errors"] for x in rows)),
+                 "user_us": statistics.median(x["user_us"] for x in rows), "sys_us": statistics.median(x["sys_us"] for x in rows)}
             summary[name] = s
-            print(f"{name:<14}{s['rps']:>11.0f}{s['p50_ms']:>9.3f}{s['p99_ms']:>9.3f}{vs_nginx:>10.3f}{vs_haproxy:>12.3f}{vs_idlegate:>13.3f}{s['not200']:>8}{s['errors']:>8}")
+            print(f"{name:<14}{s['rps']:>11.0f}{s['p50_ms']:>9.3f}{s['p99_ms']:>9.3f}{vs_nginx:>10.3f}{vs_haproxy:>12.3f}{vs_idlegate:>13.3f}{s['not200']:>8}{s['errors']:>8}{s['user_us']:>6.1f}+{s['sys_us']:<5.1f}")
         if args.json:
             print(json.dumps(summary))
     finally:
