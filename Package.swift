@@ -37,6 +37,9 @@ let package = Package(
         // OpenSSL (Debian libssl-dev): HMAC-SHA256 for session keys, random secrets; TLS later.
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         // The pure HTTP/1.1 codec: heads, ordered fields, framing, limits, cookies. No sockets.
+        // TLS through OpenSSL: the listener's certificates (SNI, resumption) and upstreams over https, as
+        // a transport under the same event loop.
+        .target(name: "IdlegateTLS", dependencies: ["COpenSSL", "IdlegateBase", "IdlegateIO"]),
         .target(name: "IdlegateHTTP", dependencies: ["IdlegateBase"], swiftSettings: hotPath),
         // Pure: session id shape, key derivation, the secret and the state directory, the store protocol,
         // the lock-striped table, the snapshot.
@@ -76,6 +79,7 @@ let package = Package(
         // stdin, which the test then reads back with every werkzeug version Odoo ships with.
         .executableTarget(name: "cookie-oracle", dependencies: ["IdlegateBase", "IdlegateHTTP", "IdlegateSessions"], path: "Tests/CookieOracle"),
         .testTarget(name: "IdlegateIOTests", dependencies: ["IdlegateBase", "IdlegateIO"]),
+        .testTarget(name: "IdlegateTLSTests", dependencies: ["IdlegateBase", "IdlegateIO", "IdlegateTLS"]),
         .testTarget(name: "IdlegateHTTPTests", dependencies: ["IdlegateBase", "IdlegateHTTP"]),
         .testTarget(name: "IdlegateConfigTests", dependencies: ["IdlegateBase", "IdlegateConfig"]),
         // The cases every SessionStore must pass (the memory table now, the Redis layer later), and a

@@ -12,10 +12,10 @@ public enum IOResult: Equatable, Sendable {
     case failed(errno: Int32)
 }
 
-/// A byte stream under a connection: plain TCP today, TLS (OpenSSL over the same fd) later. The proxy
-/// only ever calls these four members, so a TLS transport slots in without touching the event loop or
-/// the HTTP flow: its handshake and renegotiation hide behind `wouldBlock`, since the loop reports
-/// both readability and writability (edge-triggered) for every registered fd.
+/// A byte stream under a connection: plain TCP, or TLS (IdlegateTLS: OpenSSL over the same fd). The
+/// proxy only calls these members, so TLS needs nothing from the event loop or the HTTP flow: its
+/// handshake hides behind `wouldBlock`, since the loop reports both readability and writability
+/// (edge-triggered) for every registered fd.
 public protocol Transport: AnyObject {
     var fd: Int32 { get }
     func read(into buffer: UnsafeMutableRawBufferPointer) -> IOResult
@@ -23,6 +23,26 @@ public protocol Transport: AnyObject {
     /// Stops sending (a half-close, after the last response bytes are written).
     func shutdownWrite()
     func close()
+    /// A read said `wouldBlock` because the stream must send first (a TLS handshake message): the next
+    /// writable event, not a readable one, is when to read again.
+    var readWaitsForWritable: Bool { get }
+    /// A write said `wouldBlock` because the stream must receive first: retry on the next readable event.
+    var writeWaitsForReadable: Bool { get }
+    /// Bytes (or the end of the stream) are held above the socket, so a short read does not mean the
+    /// socket is drained and the next read must not wait for an event.
+    var hasBufferedInput: Bool { get }
+    /// Why the stream failed, when it knows better than an errno (a TLS alert, a refused certificate).
+    var failureReason: String? { get }
+    /// The handshake is still going (always false for plain TCP).
+    var isHandshaking: Bool { get }
+}
+
+extension Transport {
+    public var readWaitsForWritable: Bool { false }
+    public var writeWaitsForReadable: Bool { false }
+    public var hasBufferedInput: Bool { false }
+    public var failureReason: String? { nil }
+    public var isHandshaking: Bool { false }
 }
 
 /// Plain TCP.

@@ -29,6 +29,9 @@ final class Channel {
         if events & (Events.readable | Events.readHangup | Events.hangup | Events.error) != 0 { mayRead = true }
         if events & (Events.readHangup | Events.hangup | Events.error) != 0 { hangupSeen = true }
         if events & (Events.writable | Events.hangup | Events.error) != 0 { mayWrite = true }
+        // TLS: a read that waited to send, or a write that waited to receive.
+        if events & Events.writable != 0 && transport.readWaitsForWritable { mayRead = true }
+        if events & Events.readable != 0 && transport.writeWaitsForReadable { mayWrite = true }
     }
 
     /// Sends `bytes`, queueing what the socket does not take. False when the stream failed.
@@ -93,7 +96,9 @@ final class Channel {
         case .wouldBlock: mayRead = false
         case .eof: sawEOF = true; mayRead = false
         case .failed: failed = true; mayRead = false
-        case .bytes(let n): if n < buffer.count && !hangupSeen { mayRead = false }  // a short read drained the socket
+        case .bytes(let n):
+            // A short read drained the socket (unless TLS holds more above it).
+            if n < buffer.count && !hangupSeen && !transport.hasBufferedInput { mayRead = false }
         }
         return r
     }
