@@ -26,6 +26,10 @@ public struct Config: Sendable, Equatable {
     public var timeouts = Timeouts()
     /// Idle keep-alive connections kept per upstream per thread. Default 128.
     public var upstreamPoolSize: Int = 128
+    /// HTTPS on the listen addresses (kiosks and shops without nginx). Default off.
+    public var tls = TLSConfig()
+    /// How `https://` upstreams are verified. Default: the system's CA bundle, no client certificate.
+    public var upstreamTLS = UpstreamTLSConfig()
     /// `debug`, `info`, `warning`, `error`. Default `info`.
     public var logLevel: LogLevel = .info
 
@@ -96,7 +100,8 @@ public struct Config: Sendable, Equatable {
         RestartOnly("websocket_upstream", \.websocketUpstream), RestartOnly("upstream_pool_size", \.upstreamPoolSize),
         RestartOnly("session_secret", \.sessionSecret), RestartOnly("key_file", \.keyFile), RestartOnly("max_sessions", \.maxSessions),
         RestartOnly("state_dir", \.stateDir), RestartOnly("snapshot_interval", \.snapshotInterval),
-        RestartOnly("admin_listen", \.adminListen), RestartOnly("audit", \.audit),
+        RestartOnly("admin_listen", \.adminListen), RestartOnly("audit", \.audit), RestartOnly("upstream_tls", \.upstreamTLS),
+        RestartOnly("tls.redirect_listen", \.tls.redirectListen),
     ]
 
     /// The keys that differ from `old` and take effect only after a restart (a reload keeps them).
@@ -174,33 +179,101 @@ public struct Timeouts: Sendable, Equatable {
     public var upstreamIdle: Int64 = 15_000
     /// A WebSocket tunnel with no byte either way. Default 5 min (Odoo pings every 45 s).
     public var tunnelIdle: Int64 = 300_000
+    /// A TLS handshake, from the connection's accept to its end (a client stalling mid-handshake is cut
+    /// here, not after `client_idle`). Default 10 s.
+    public var tlsHandshake: Int64 = 10_000
     /// How long SIGTERM waits for in-flight requests. Default 30 s.
     public var shutdownGrace: Int64 = 30_000
 
     public init() {}
 }
 
-/// An `http://HOST:PORT` upstream.
+/// An `http://HOST:PORT` or `https://HOST:PORT` upstream.
 public struct UpstreamURL: Sendable, Equatable, CustomStringConvertible {
     public var host: String
     public var port: UInt16
+    /// `https://`: TLS to Odoo, verified (see `upstream_tls`).
+    public var tls: Bool
 
-    public init(host: String, port: UInt16) {
+    public init(host: String, port: UInt16, tls: Bool = false) {
         self.host = host
         self.port = port
+        self.tls = tls
     }
 
-    /// Parses `http://host[:port][/]`; https is not supported yet (TLS towards Odoo is a later issue).
+    /// Parses `http://host[:port][/]` (port 80 by default) or `https://host[:port][/]` (443).
     public init?(parsing text: String) {
-        guard text.lowercased().hasPrefix("http://") else { return nil }
-        var rest = text.dropFirst(7)
+        let lower = text.lowercased()
+        let schemeLength: Int
+        if lower.hasPrefix("http://") {
+            tls = false
+            schemeLength = 7
+        } else if lower.hasPrefix("https://") {
+            tls = true
+            schemeLength = 8
+        } else {
+            return nil
+        }
+        var rest = text.dropFirst(schemeLength)
         if rest.hasSuffix("/") { rest = rest.dropLast() }
-        guard !rest.contains("/"), !rest.contains("@"), let (h, p) = HostPort.split(rest, defaultPort: 80) else { return nil }
+        guard !rest.contains("/"), !rest.contains("@"), let (h, p) = HostPort.split(rest, defaultPort: tls ? 443 : 80) else { return nil }
         host = h
         port = p
     }
 
     /// `host:port`, brackets around an IPv6 literal.
     public var authority: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
-    public var description: String { "http://\(authority)" }
+    public var description: String { "\(tls ? "https" : "http")://\(authority)" }
+}
+
+/// HTTPS on idlegate's own listen addresses.
+public struct TLSConfig: Sendable, Equatable {
+    /// The certificate chain, PEM, the server's certificate first; with `key`, every `listen` address
+    /// speaks HTTPS. Reloaded on SIGHUP. Default empty: plain HTTP.
+    public var cert = ""
+    /// The private key of `cert`, PEM. Default empty.
+    public var key = ""
+    /// More certificates, each chosen when the browser asks for one of its names (SNI); `cert` answers
+    /// every other name. Default none.
+    public var certificates: [CertificateFiles] = []
+    /// The oldest TLS version accepted: `1.2` or `1.3` (strict kiosks). 1.0 and 1.1 never. Default 1.2.
+    public var minVersion = "1.2"
+    /// A `Strict-Transport-Security` value added to HTTPS responses that carry none, e.g.
+    /// `max-age=31536000`; empty = none. Default empty.
+    public var hsts = ""
+    /// A plain-HTTP address whose only answer is a redirect to the same URL over https; empty = none.
+    /// Default empty.
+    public var redirectListen = ""
+    /// TLS sessions remembered for resumption (a terminal reconnecting skips the full handshake).
+    /// Default 20 000.
+    public var sessionCache = 20_000
+    /// How long a TLS session can be resumed. Default 1 h.
+    public var sessionTimeout: Int64 = 3_600_000
+
+    public init() {}
+
+    public var enabled: Bool { !cert.isEmpty }
+}
+
+/// A certificate chain and its key, as PEM file paths.
+public struct CertificateFiles: Sendable, Equatable {
+    public var cert: String
+    public var key: String
+
+    public init(cert: String, key: String) {
+        self.cert = cert
+        self.key = key
+    }
+}
+
+/// Verifying `https://` upstreams.
+public struct UpstreamTLSConfig: Sendable, Equatable {
+    /// A PEM bundle of CAs to trust instead of the system's (`/etc/ssl/certs`). Default empty.
+    public var ca = ""
+    /// A client certificate chain, PEM, for an upstream that asks for one. Default empty.
+    public var cert = ""
+    /// Its private key. Default empty.
+    public var key = ""
+
+    public init() {}
 }

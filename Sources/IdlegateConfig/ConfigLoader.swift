@@ -187,6 +187,8 @@ extension Config {
             case "reap": try applyReap(try Self.mapping(value, key))
             case "limits": try applyLimits(try Self.mapping(value, key))
             case "timeouts": try applyTimeouts(try Self.mapping(value, key))
+            case "tls": try applyTLS(try Self.mapping(value, key))
+            case "upstream_tls": try applyUpstreamTLS(try Self.mapping(value, key))
             default: throw ConfigError(key, "unknown key")
             }
         }
@@ -219,6 +221,7 @@ extension Config {
             case "upstream_idle": timeouts.upstreamIdle = ms
             case "tunnel_idle": timeouts.tunnelIdle = ms
             case "shutdown_grace": timeouts.shutdownGrace = ms
+            case "tls_handshake": timeouts.tlsHandshake = ms
             default: throw ConfigError(path, "unknown key")
             }
         }
@@ -234,6 +237,55 @@ extension Config {
                 if reap.interval < 60_000 { throw ConfigError(path, "must be at least 1m") }
             case "idle": reap.idle = try Self.positiveDuration(value, path)
             case "anonymous_idle": reap.anonymousIdle = try Self.positiveDuration(value, path)
+            default: throw ConfigError(path, "unknown key")
+            }
+        }
+    }
+
+    private mutating func applyTLS(_ m: [String: Any]) throws(ConfigError) {
+        for (key, value) in m.sorted(by: { $0.key < $1.key }) {
+            let path = "tls.\(key)"
+            switch key {
+            case "cert": tls.cert = try Self.string(value, path)
+            case "key": tls.key = try Self.string(value, path)
+            case "certificates":
+                guard let list = value as? [Any] else { throw ConfigError(path, "must be a list of {cert, key}") }
+                tls.certificates = []
+                for (i, item) in list.enumerated() {
+                    let ip = "\(path)[\(i)]"
+                    let pair = try Self.mapping(item, ip)
+                    var files = CertificateFiles(cert: "", key: "")
+                    for (k, v) in pair.sorted(by: { $0.key < $1.key }) {
+                        switch k {
+                        case "cert": files.cert = try Self.string(v, "\(ip).cert")
+                        case "key": files.key = try Self.string(v, "\(ip).key")
+                        default: throw ConfigError("\(ip).\(k)", "unknown key")
+                        }
+                    }
+                    if files.cert.isEmpty { throw ConfigError("\(ip).cert", "is required") }
+                    if files.key.isEmpty { throw ConfigError("\(ip).key", "is required") }
+                    tls.certificates.append(files)
+                }
+            case "min_version":
+                let v = try Self.string(value, path)
+                guard v == "1.2" || v == "1.3" else { throw ConfigError(path, "\"\(v)\" is not 1.2 or 1.3") }
+                tls.minVersion = v
+            case "hsts": tls.hsts = try Self.string(value, path)
+            case "redirect_listen": tls.redirectListen = try Self.string(value, path)
+            case "session_cache": tls.sessionCache = try Self.int(value, path, min: 0, max: 10_000_000)
+            case "session_timeout": tls.sessionTimeout = try Self.positiveDuration(value, path)
+            default: throw ConfigError(path, "unknown key")
+            }
+        }
+    }
+
+    private mutating func applyUpstreamTLS(_ m: [String: Any]) throws(ConfigError) {
+        for (key, value) in m.sorted(by: { $0.key < $1.key }) {
+            let path = "upstream_tls.\(key)"
+            switch key {
+            case "ca": upstreamTLS.ca = try Self.string(value, path)
+            case "cert": upstreamTLS.cert = try Self.string(value, path)
+            case "key": upstreamTLS.key = try Self.string(value, path)
             default: throw ConfigError(path, "unknown key")
             }
         }
@@ -365,6 +417,32 @@ extension Config {
         if limits.requestLine > limits.headerBytes {
             throw ConfigError("limits.request_line", "is larger than limits.header_bytes")
         }
+        try validateTLS()
+    }
+
+    private func validateTLS() throws(ConfigError) {
+        if tls.cert.isEmpty != tls.key.isEmpty {
+            throw ConfigError(tls.cert.isEmpty ? "tls.cert" : "tls.key", "is required with tls.\(tls.cert.isEmpty ? "key" : "cert")")
+        }
+        if !tls.enabled {
+            for (key, set) in [("tls.certificates", !tls.certificates.isEmpty), ("tls.hsts", !tls.hsts.isEmpty),
+                               ("tls.redirect_listen", !tls.redirectListen.isEmpty)] where set {
+                throw ConfigError(key, "needs tls.cert and tls.key (HTTPS on the listen addresses)")
+            }
+        }
+        if !tls.redirectListen.isEmpty {
+            guard let r = HostPort.split(tls.redirectListen) else {
+                throw ConfigError("tls.redirect_listen", "\"\(tls.redirectListen)\" is not HOST:PORT")
+            }
+            for l in listen + (adminListen.isEmpty ? [] : [adminListen]) {
+                guard let p = HostPort.split(l), p.port == r.port else { continue }
+                throw ConfigError("tls.redirect_listen", "\"\(tls.redirectListen)\" shares port \(r.port) with \(l)")
+            }
+        }
+        if upstreamTLS.cert.isEmpty != upstreamTLS.key.isEmpty {
+            throw ConfigError(upstreamTLS.cert.isEmpty ? "upstream_tls.cert" : "upstream_tls.key",
+                              "is required with upstream_tls.\(upstreamTLS.cert.isEmpty ? "key" : "cert")")
+        }
     }
 
 
@@ -407,7 +485,7 @@ extension Config {
 
     static func url(_ v: Any, _ key: String) throws(ConfigError) -> UpstreamURL {
         let s = try string(v, key)
-        guard let u = UpstreamURL(parsing: s) else { throw ConfigError(key, "\"\(s)\" is not an http://HOST:PORT URL") }
+        guard let u = UpstreamURL(parsing: s) else { throw ConfigError(key, "\"\(s)\" is not an http://HOST:PORT or https://HOST:PORT URL") }
         return u
     }
 

@@ -53,6 +53,12 @@ struct ConfigOptions: ParsableArguments {
     @Option(name: .customLong("audit-log"), help: "The audit log: a file, - for stdout. (audit.log)")
     var auditLog: String?
 
+    @Option(name: .customLong("tls-cert"), help: "A PEM certificate chain: serve HTTPS on the listen addresses. (tls.cert)")
+    var tlsCert: String?
+
+    @Option(name: .customLong("tls-key"), help: "The private key of --tls-cert, PEM. (tls.key)")
+    var tlsKey: String?
+
     /// `load()`, or the reason on stderr and exit status 1 (no usage text: the message names the key).
     func loadOrExit() throws -> Config {
         do {
@@ -86,6 +92,8 @@ struct ConfigOptions: ParsableArguments {
         flag("--state-dir", "state_dir", stateDir)
         flag("--admin-listen", "admin_listen", adminListen)
         flag("--audit-log", "audit.log", auditLog)
+        flag("--tls-cert", "tls.cert", tlsCert)
+        flag("--tls-key", "tls.key", tlsKey)
         do {
             return try Config.load(yaml: text, environment: processEnvironment(), flags: flags)
         } catch {

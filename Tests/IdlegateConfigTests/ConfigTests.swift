@@ -80,11 +80,28 @@ struct ConfigTests {
         var testDescription: String { message }
     }
 
+    @Test func httpsUpstreamsAndTLSKeys() throws {
+        let c = try Config.load(yaml: "upstream: https://odoo.internal\nwebsocket_upstream: https://odoo.internal:8443/\n"
+            + "tls:\n  cert: /c.pem\n  key: /k.pem\n  min_version: \"1.3\"\n  certificates: [{cert: /b.pem, key: /bk.pem}]\n"
+            + "upstream_tls:\n  ca: /ca.pem\ntimeouts:\n  tls_handshake: 3s")
+        #expect(c.upstream == UpstreamURL(host: "odoo.internal", port: 443, tls: true))
+        #expect(c.websocketUpstream.description == "https://odoo.internal:8443")
+        #expect(c.tls.enabled && c.tls.minVersion == "1.3" && c.tls.certificates == [CertificateFiles(cert: "/b.pem", key: "/bk.pem")])
+        #expect(c.upstreamTLS.ca == "/ca.pem" && c.timeouts.tlsHandshake == 3000)
+        #expect(try Config.load(yaml: c.yaml()) == c)  // what `check` prints reads back the same
+    }
+
     @Test(arguments: [
         Bad(yaml: "trusted_proxies: [\"10.0.0.0/33\"]", message: "trusted_proxies[0]: \"10.0.0.0/33\" is not a CIDR"),
         Bad(yaml: "timeouts:\n  client_header: 10 parsecs", message: "timeouts.client_header: \"10 parsecs\" is not a duration (like 90s, 15m, 12h)"),
         Bad(yaml: "limits:\n  body: lots", message: "limits.body: \"lots\" is not a size (like 8KiB, 128MiB)"),
-        Bad(yaml: "upstream: https://odoo", message: "upstream: \"https://odoo\" is not an http://HOST:PORT URL"),
+        Bad(yaml: "upstream: ftp://odoo", message: "upstream: \"ftp://odoo\" is not an http://HOST:PORT or https://HOST:PORT URL"),
+        Bad(yaml: "tls:\n  cert: /etc/c.pem", message: "tls.key: is required with tls.cert"),
+        Bad(yaml: "tls:\n  hsts: max-age=60", message: "tls.hsts: needs tls.cert and tls.key (HTTPS on the listen addresses)"),
+        Bad(yaml: "tls:\n  cert: c\n  key: k\n  min_version: \"1.1\"", message: "tls.min_version: \"1.1\" is not 1.2 or 1.3"),
+        Bad(yaml: "tls:\n  cert: c\n  key: k\n  certificates: [{cert: a}]", message: "tls.certificates[0].key: is required"),
+        Bad(yaml: "tls:\n  cert: c\n  key: k\n  redirect_listen: 127.0.0.1:8080", message: "tls.redirect_listen: \"127.0.0.1:8080\" shares port 8080 with 127.0.0.1:8080"),
+        Bad(yaml: "upstream_tls:\n  key: k", message: "upstream_tls.cert: is required with upstream_tls.key"),
         Bad(yaml: "listen: localhost", message: "listen[0]: \"localhost\" is not HOST:PORT"),
         Bad(yaml: "threads: many", message: "threads: must be a whole number"),
         Bad(yaml: "upstreem: http://x:1", message: "upstreem: unknown key"),
