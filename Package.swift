@@ -53,7 +53,7 @@ let package = Package(
         ]),
         // The flow: client connection state machine, routing, upstream pool, tunnels, error funnel.
         .target(name: "IdlegateProxy", dependencies: [
-            "IdlegateBase", "IdlegateIO", "IdlegateHTTP", "IdlegateConfig", "IdlegateSessions", "IdlegatePolicy", "IdlegateAudit",
+            "IdlegateBase", "IdlegateIO", "IdlegateTLS", "IdlegateHTTP", "IdlegateConfig", "IdlegateSessions", "IdlegatePolicy", "IdlegateAudit",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
         ], swiftSettings: hotPath),
@@ -67,7 +67,7 @@ let package = Package(
         .target(name: "IdlegateAudit", dependencies: ["CZlib", "IdlegateBase"]),
         // The executable: CLI, signals, wiring.
         .executableTarget(name: "idlegate", dependencies: [
-            "IdlegateBase", "IdlegateProxy", "IdlegateConfig", "IdlegateIO", "IdlegateAdmin", "IdlegateSessions", "IdlegateAudit", "IdlegateReaper",
+            "IdlegateBase", "IdlegateProxy", "IdlegateConfig", "IdlegateIO", "IdlegateTLS", "IdlegateAdmin", "IdlegateSessions", "IdlegateAudit", "IdlegateReaper",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),

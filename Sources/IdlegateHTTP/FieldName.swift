@@ -5,6 +5,8 @@ public enum FieldName: UInt8, Sendable {
     case host, contentLength, transferEncoding, connection, keepAlive, proxyConnection, te, trailer, upgrade
     case proxyAuthenticate, proxyAuthorization, expect, cookie, setCookie, contentType, xOpenerpSessionID
     case xForwardedFor, xForwardedProto, xForwardedHost, forwarded, xRealIP
+    /// HSTS: added to HTTPS responses that carry none (`tls.hsts`).
+    case strictTransportSecurity
     /// Any name with an underscore. Odoo's HTTP server (werkzeug's `serving.py`) turns `-` and `_` alike
     /// into `_` in the WSGI environ, so `X_Openerp_Session_Id` or `X_Forwarded_Host` would reach Odoo
     /// as the header idlegate checked or dropped under its real name. A request's such fields are never
@@ -26,7 +28,7 @@ public enum FieldName: UInt8, Sendable {
     }
 
     /// The tags with a spelling: every case but `.other` and `.underscored`.
-    static let known = (FieldName.host.rawValue...FieldName.xRealIP.rawValue).map { FieldName(rawValue: $0)! }
+    static let known = (FieldName.host.rawValue...FieldName.strictTransportSecurity.rawValue).map { FieldName(rawValue: $0)! }
     /// The tag whose spelling has this length (under 32) and first letter, by `length * 32 + letter & 0x1F`
     /// (no two spellings share both: checked as the table is built); `.other` for none.
     nonisolated(unsafe) static let candidates: UnsafePointer<FieldName> = {  // written once, then only read
@@ -66,6 +68,7 @@ public enum FieldName: UInt8, Sendable {
         case .xForwardedHost: "x-forwarded-host"
         case .forwarded: "forwarded"
         case .xRealIP: "x-real-ip"
+        case .strictTransportSecurity: "strict-transport-security"
         case .other, .underscored: ""
         }
     }

@@ -3,6 +3,7 @@ import IdlegateBase
 import IdlegateHTTP
 import IdlegateIO
 import IdlegatePolicy
+import IdlegateTLS
 
 /// One client connection on its sockets: the driver of its `ConnectionMachine`. It reads a side only
 /// when the machine wants that side's bytes, writes what the machine put in the worker's outbox, and
@@ -18,11 +19,14 @@ final class ClientConnection: EventHandler {
     var upstream: UpstreamConnection?
     var registryIndex = -1
     private var closed = false
+    /// A TLS handshake is still going on the client side.
+    private var handshaking: Bool
 
-    init(fd: Int32, peer who: ConnectionMachine.Peer, worker: Worker) {
+    init(transport: Transport, peer who: ConnectionMachine.Peer, worker: Worker) {
         self.worker = worker
-        client = Channel(transport: PlainTransport(fd: fd))
-        machine = ConnectionMachine(peer: who, settings: worker.settingsBox, time: worker.loop.time, outbox: worker.outbox)
+        client = Channel(transport: transport)
+        handshaking = transport.isHandshaking
+        machine = ConnectionMachine(peer: who, settings: worker.settingsBox, time: worker.loop.time, outbox: worker.outbox, tls: handshaking)
     }
 
     var deadline: Int64 { machine.deadline }
@@ -102,7 +106,12 @@ final class ClientConnection: EventHandler {
                 perform()
             }
             if machine.wantsClientBytes && client.mayRead {
-                switch client.read(into: scratch) {
+                let r = client.read(into: scratch)
+                if handshaking && !client.transport.isHandshaking {
+                    handshaking = false
+                    machine.handshakeDone()
+                }
+                switch r {
                 case .bytes(let n):
                     machine.clientBytes(UnsafeRawBufferPointer(rebasing: scratch[0..<n]))
                     progressed = true
@@ -110,6 +119,7 @@ final class ClientConnection: EventHandler {
                     machine.clientClosed(failed: false)
                     progressed = true
                 case .failed:
+                    if handshaking { handshakeFailed() }
                     machine.clientClosed(failed: true)
                     progressed = true
                 case .wouldBlock:
@@ -119,6 +129,15 @@ final class ClientConnection: EventHandler {
             }
             if !progressed { return }
         }
+    }
+
+    /// A TLS handshake that failed: a line at debug level (scanners and old clients make these all day),
+    /// and, to a client that spoke plain HTTP to the HTTPS port, a short 400 saying so, as nginx answers.
+    private func handshakeFailed() {
+        let reason = client.transport.failureReason ?? "connection failed"
+        worker.logger.debug("TLS handshake with \(machine.peer.host) failed: \(reason)")
+        worker.metrics.tlsHandshakeFailures.increment()
+        if let tls = client.transport as? TLSTransport, tls.plainHTTPSeen { tls.writePlain(ErrorResponse.plainHTTPOnHTTPS) }
     }
 
     /// Writes what is queued for the client and tells the machine what moved.

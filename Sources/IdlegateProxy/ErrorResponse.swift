@@ -12,4 +12,11 @@ enum ErrorResponse {
 
     static let continueInterim: [UInt8] = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
 
+    /// To a client that sent plain HTTP to the HTTPS port (written outside TLS, before closing).
+    static let plainHTTPOnHTTPS: [UInt8] = {
+        let body = "400 Bad Request: this port speaks HTTPS\n"
+        return Array(("HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\n"
+            + "Connection: close\r\n\r\n" + body).utf8)
+    }()
+
 }

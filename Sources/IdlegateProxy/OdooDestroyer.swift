@@ -28,13 +28,13 @@ final class OdooDestroyer {
     // The worker creates its destroyer and keeps it for its whole life (workers live as long as the
     // process), so the back reference needs no counting.
     unowned(unsafe) let worker: Worker
-    let addresses: [SocketAddress]
+    let endpoint: UpstreamEndpoint
     private var waiting: [Call] = []
     private var inFlight: [DestroyConnection] = []
 
-    init(worker: Worker, addresses: [SocketAddress]) {
+    init(worker: Worker, endpoint: UpstreamEndpoint) {
         self.worker = worker
-        self.addresses = addresses
+        self.endpoint = endpoint
     }
 
     /// Queues a destroy for session `id`, sent with the expiring request's Host and forwarding fields
@@ -60,8 +60,9 @@ final class OdooDestroyer {
 
     private func start(_ call: Call) {
         do {
+            let addresses = endpoint.addresses
             let fd = try Socket.connect(to: addresses[(call.attempt - 1) % addresses.count])
-            let c = DestroyConnection(fd: fd, call: call, owner: self, deadline: worker.loop.now + Self.attemptTimeout)
+            let c = DestroyConnection(transport: try endpoint.transport(fd: fd), call: call, owner: self, deadline: worker.loop.now + Self.attemptTimeout)
             try worker.loop.register(fd: fd, handler: c)
             inFlight.append(c)
         } catch {
@@ -118,8 +119,8 @@ final class DestroyConnection: EventHandler {
     private var response: [UInt8] = []
     private var done = false
 
-    init(fd: Int32, call: OdooDestroyer.Call, owner: OdooDestroyer, deadline: Int64) {
-        channel = Channel(transport: PlainTransport(fd: fd))
+    init(transport: Transport, call: OdooDestroyer.Call, owner: OdooDestroyer, deadline: Int64) {
+        channel = Channel(transport: transport)
         self.call = call
         self.owner = owner
         self.deadline = deadline
@@ -133,9 +134,9 @@ final class DestroyConnection: EventHandler {
             let err = Socket.pendingError(channel.fd)
             if err != 0 { fail("\(IOError("connect", errno: err))"); return }
             connected = true
-            if !channel.write(call.request) { fail("write failed"); return }
+            if !channel.write(call.request) { fail(channel.transport.failureReason ?? "write failed"); return }
         }
-        if channel.flush() == .failed { fail("write failed"); return }
+        if channel.flush() == .failed { fail(channel.transport.failureReason ?? "write failed"); return }
         var buf = [UInt8](repeating: 0, count: 4096)
         while true {
             let r = buf.withUnsafeMutableBytes { channel.read(into: $0) }
@@ -151,7 +152,7 @@ final class DestroyConnection: EventHandler {
             case .wouldBlock:
                 return
             case .eof, .failed:
-                fail("connection closed before an answer")
+                fail(channel.transport.failureReason ?? "connection closed before an answer")
                 return
             }
         }

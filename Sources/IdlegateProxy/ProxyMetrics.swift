@@ -27,6 +27,8 @@ public final class ProxyMetrics: Sendable {
     let destroyFailures: CoreMetrics.Counter
     /// Odoo handed out an id idlegate holds as ended (the session stayed ended): should stay at 0.
     let revivalsRefused: CoreMetrics.Counter
+    /// TLS handshakes on the listener that failed (scanners, old clients, plain HTTP on the HTTPS port).
+    let tlsHandshakeFailures: CoreMetrics.Counter
     public let sessionsTracked: CoreMetrics.Gauge
     public let reaped: [String: CoreMetrics.Counter]
 
@@ -48,6 +50,7 @@ public final class ProxyMetrics: Sendable {
         auditDropped = CoreMetrics.Counter(label: "idlegate_audit_events_dropped_total")
         destroyFailures = CoreMetrics.Counter(label: "idlegate_odoo_destroy_failures_total")
         revivalsRefused = CoreMetrics.Counter(label: "idlegate_session_revivals_refused_total")
+        tlsHandshakeFailures = CoreMetrics.Counter(label: "idlegate_tls_handshake_failures_total")
         sessionsTracked = CoreMetrics.Gauge(label: "idlegate_sessions_tracked")
         var reaped: [String: CoreMetrics.Counter] = [:]
         for reason in ["idle", "anonymous", "ended"] {

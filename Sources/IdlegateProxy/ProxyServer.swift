@@ -6,6 +6,7 @@ import IdlegateConfig
 import IdlegateIO
 import IdlegatePolicy
 import IdlegateSessions
+import IdlegateTLS
 import Logging
 
 /// The running proxy: listening sockets shared by `threads` event loops, each with its own
@@ -37,7 +38,7 @@ public final class ProxyServer: @unchecked Sendable {
         self.clock = clock
         self.logger = logger
         self.metrics = metrics
-        let upstreams = try [config.upstream, config.websocketUpstream].map { try SocketAddress.resolve($0.authority) }
+        let upstreams = try UpstreamEndpoint.make(config)
         if !config.stateDir.isEmpty { try StateDirectory.ensure(config.stateDir) }
         let (secret, created) = try SessionSecret.load(secretHex: config.sessionSecret, keyFile: config.effectiveKeyFile)
         if created { logger.notice("created session key file \(config.effectiveKeyFile) (mode 0600)") }
@@ -71,7 +72,8 @@ public final class ProxyServer: @unchecked Sendable {
         } else {
             logger.notice("session persistence off (snapshot_interval 0): a restart forgets every session")
         }
-        let settings = makeSettings(config)
+        let settings = try makeSettings(config)
+        if let tls = settings.tls { logger.info("HTTPS on the listen addresses: \(Self.describe(tls))") }
         for text in config.listen {
             for address in try SocketAddress.resolve(text) {
                 listenFDs.append(try Socket.listen(on: address, reusePort: false))
@@ -85,10 +87,14 @@ public final class ProxyServer: @unchecked Sendable {
         }
     }
 
-    private func makeSettings(_ config: Config) -> ProxySettings {
+    private func makeSettings(_ config: Config) throws -> ProxySettings {
         let gate = SessionGate(rules: SessionRules(config: config, auditing: audit.enabled), store: table, deriver: deriver, clock: clock,
                                metrics: metrics, audit: audit, logger: logger)
-        return ProxySettings(config: config, gate: gate)
+        return ProxySettings(config: config, gate: gate, tls: try TLSServer.load(config.tls))
+    }
+
+    static func describe(_ tls: TLSServer) -> String {
+        "certificates for " + tls.names.map { $0.joined(separator: ", ") }.joined(separator: "; ") + " (TLS \(tls.minimumVersion.rawValue) and up)"
     }
 
     /// The ports bound, in `listen` order (tests listen on port 0).
@@ -158,17 +164,18 @@ public final class ProxyServer: @unchecked Sendable {
     /// Applies a new config's policies, timeouts, limits and cookie settings to every worker without
     /// dropping a connection or a session. Keys that need a restart are reported and left as they
     /// were. Returns a line for the log and the admin API.
-    public func reload(_ new: Config) -> String {
-        lock.withLock {
+    public func reload(_ new: Config) throws -> String {
+        try lock.withLock {
             let restartOnly = new.restartOnlyChanges(from: current)
             let applied = new.keepingRestartOnly(from: current)
+            let settings = try makeSettings(applied)  // certificates that do not load leave everything as it runs
             current = applied
             table.longestWindow = applied.longestWindow
-            let settings = makeSettings(applied)
             for w in workers { w.loop.execute { w.settings = settings } }
             metrics.reloads.increment()
             let policies = applied.policies.map(\.name) + ["default"]
             var line = "configuration reloaded: policies \(policies.joined(separator: ", ")); default \(applied.mode.rawValue), idle \(Config.formatDuration(applied.idleTimeout))"
+            if let tls = settings.tls { line += "; HTTPS: \(Self.describe(tls))" }
             if !restartOnly.isEmpty { line += "; unchanged until restart: \(restartOnly.joined(separator: ", "))" }
             return line
         }

@@ -4,6 +4,7 @@ import IdlegateHTTP
 import IdlegateIO
 import IdlegatePolicy
 import IdlegateSessions
+import IdlegateTLS
 
 /// Settings every connection reads. A class, so that reading it from the hot path costs one reference,
 /// not a copy of every field. Immutable: a reload builds new ones and swaps each worker's reference on
@@ -19,9 +20,16 @@ final class ProxySettings: Sendable {
     let allowedUpgrades: Set<String>
     let router: Router
     let gate: SessionGate
+    /// HTTPS on the listen addresses; nil: plain HTTP. A reload loads the certificates again; a
+    /// connection keeps the context its handshake began with.
+    let tls: TLSServer?
+    /// Strict-Transport-Security for HTTPS responses that carry none; nil: none.
+    let hsts: String?
 
-    init(config: Config, gate: SessionGate) {
+    init(config: Config, gate: SessionGate, tls: TLSServer?) {
         self.gate = gate
+        self.tls = tls
+        hsts = config.tls.hsts.isEmpty ? nil : config.tls.hsts
         limits = config.limits
         timeouts = config.timeouts
         trustedProxies = config.trustedProxies
@@ -37,6 +45,31 @@ final class ProxySettings: Sendable {
 }
 
 // The config, read into each layer's own settings: the one place that knows both sides.
+
+extension TLSServer {
+    /// The listener's certificates as the config names them; nil when TLS is off. Throws naming the
+    /// file and the fault (a reload that fails keeps the running certificates).
+    static func load(_ c: TLSConfig) throws -> TLSServer? {
+        guard c.enabled else { return nil }
+        let files = [TLSCertificateFiles(cert: c.cert, key: c.key)] + c.certificates.map { TLSCertificateFiles(cert: $0.cert, key: $0.key) }
+        return try TLSServer(certificates: files, minimumVersion: TLSVersion(rawValue: c.minVersion) ?? .tls12,
+                             sessionCacheSize: c.sessionCache, sessionTimeout: Int(c.sessionTimeout / 1000))
+    }
+}
+
+extension UpstreamEndpoint {
+    /// Each upstream URL resolved, with one TLS client (the same CA and client certificate) for those
+    /// that are https://.
+    static func make(_ config: Config) throws -> [UpstreamEndpoint] {
+        let urls = [config.upstream, config.websocketUpstream]
+        var client: TLSClient? = nil
+        if urls.contains(where: \.tls) {
+            let t = config.upstreamTLS
+            client = try TLSClient(caFile: t.ca.isEmpty ? nil : t.ca, certificate: t.cert.isEmpty ? nil : TLSCertificateFiles(cert: t.cert, key: t.key))
+        }
+        return try urls.map { UpstreamEndpoint(addresses: try SocketAddress.resolve($0.authority), tls: $0.tls ? client : nil, host: $0.host) }
+    }
+}
 
 extension SessionRules {
     init(config: Config, auditing: Bool) {

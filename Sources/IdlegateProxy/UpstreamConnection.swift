@@ -1,4 +1,19 @@
 import IdlegateIO
+import IdlegateTLS
+
+/// Where one upstream is and how to talk to it: its addresses, and for an `https://` upstream the TLS
+/// client that verifies its certificate against `host` (the URL's host, also sent as SNI).
+struct UpstreamEndpoint {
+    let addresses: [SocketAddress]
+    let tls: TLSClient?
+    let host: String
+
+    /// The transport for a socket connecting to one of `addresses` (it owns the fd from here on).
+    func transport(fd: Int32) throws -> Transport {
+        guard let tls else { return PlainTransport(fd: fd) }
+        return try tls.transport(fd: fd, host: host)
+    }
+}
 
 /// A connection to Odoo. While it serves a request its events go to the client connection that owns
 /// it; while it waits in the pool, any event means the upstream closed it (or sent junk), so it goes.
@@ -19,8 +34,8 @@ final class UpstreamConnection: EventHandler {
     var idleSince: Int64 = 0
     private(set) var closed = false
 
-    init(fd: Int32, upstream: Int, pool: UpstreamPool) {
-        channel = Channel(transport: PlainTransport(fd: fd))
+    init(transport: Transport, upstream: Int, pool: UpstreamPool) {
+        channel = Channel(transport: transport)
         self.upstream = upstream
         self.pool = pool
         connecting = true
@@ -47,17 +62,17 @@ final class UpstreamConnection: EventHandler {
 /// HTTP/1.0 with `Connection: close`, so in that set-up the pool simply stays empty.
 final class UpstreamPool {
     let loop: EventLoop
-    let addresses: [[SocketAddress]]
+    let endpoints: [UpstreamEndpoint]
     let maxIdle: Int
     let idleTimeout: Int64
     private var idle: [[UpstreamConnection]]
 
-    init(loop: EventLoop, addresses: [[SocketAddress]], maxIdle: Int, idleTimeout: Int64) {
+    init(loop: EventLoop, endpoints: [UpstreamEndpoint], maxIdle: Int, idleTimeout: Int64) {
         self.loop = loop
-        self.addresses = addresses
+        self.endpoints = endpoints
         self.maxIdle = maxIdle
         self.idleTimeout = idleTimeout
-        idle = Array(repeating: [], count: addresses.count)
+        idle = Array(repeating: [], count: endpoints.count)
     }
 
     /// An idle pooled connection, or a new one being opened.
@@ -69,10 +84,11 @@ final class UpstreamPool {
             return c
         }
         var lastError: Error = IOError("connect", errno: 0)
-        for address in addresses[upstream] {
+        let endpoint = endpoints[upstream]
+        for address in endpoint.addresses {
             do {
                 let fd = try Socket.connect(to: address)
-                let c = UpstreamConnection(fd: fd, upstream: upstream, pool: self)
+                let c = UpstreamConnection(transport: try endpoint.transport(fd: fd), upstream: upstream, pool: self)
                 c.owner = owner
                 do {
                     try loop.register(fd: fd, handler: c)

@@ -37,16 +37,16 @@ final class Worker: @unchecked Sendable {
     var onStopped: @Sendable () -> Void = {}
     private var finished = false
 
-    init(settings: ProxySettings, metrics: ProxyMetrics, upstreams: [[SocketAddress]], poolSize: Int, clock: Clock, logger: Logger) throws {
+    init(settings: ProxySettings, metrics: ProxyMetrics, upstreams: [UpstreamEndpoint], poolSize: Int, clock: Clock, logger: Logger) throws {
         loop = try EventLoop(clock: clock)
         settingsBox = SettingsBox(settings)
         keys = SessionKeyCache(deriver: settings.gate.deriver)
         outbox = Outbox()
         self.metrics = metrics
         self.logger = logger
-        pool = UpstreamPool(loop: loop, addresses: upstreams, maxIdle: poolSize, idleTimeout: settings.timeouts.upstreamIdle)
+        pool = UpstreamPool(loop: loop, endpoints: upstreams, maxIdle: poolSize, idleTimeout: settings.timeouts.upstreamIdle)
         scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
-        destroyer = OdooDestroyer(worker: self, addresses: upstreams[Router.main])
+        destroyer = OdooDestroyer(worker: self, endpoint: upstreams[Router.main])
         loop.onTick = { [unowned self] now in self.tick(now) }
     }
 
@@ -58,7 +58,9 @@ final class Worker: @unchecked Sendable {
 
     private func interned(_ address: SocketAddress) -> ConnectionMachine.Peer {
         if let p = lastPeer, p.ip == address.ip { return p }
-        let p = ConnectionMachine.Peer(ip: address.ip, host: address.host, trusted: settings.isTrusted(address))
+        // Over TLS the peer is the browser itself (a proxy in front could not have added headers inside
+        // the encrypted stream): its X-Forwarded-* are never believed.
+        let p = ConnectionMachine.Peer(ip: address.ip, host: address.host, trusted: settings.tls == nil && settings.isTrusted(address))
         lastPeer = p
         return p
     }
@@ -70,7 +72,18 @@ final class Worker: @unchecked Sendable {
     }
 
     func accepted(fd: Int32, peer: SocketAddress) {
-        let c = ClientConnection(fd: fd, peer: interned(peer), worker: self)
+        let transport: Transport
+        if let tls = settings.tls {
+            do {
+                transport = try tls.transport(fd: fd)
+            } catch {
+                logger.error("cannot start TLS for a new connection: \(error)")
+                return
+            }
+        } else {
+            transport = PlainTransport(fd: fd)
+        }
+        let c = ClientConnection(transport: transport, peer: interned(peer), worker: self)
         do {
             try loop.register(fd: fd, handler: c)
         } catch {

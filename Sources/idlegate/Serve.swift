@@ -46,7 +46,7 @@ struct Serve: ParsableCommand {
         let reload: @Sendable () -> (Bool, String) = {
             do {
                 let new = try options.load()
-                let line = server.reload(new)
+                let line = try server.reload(new)
                 LogLevel.level = Logger.Level(new.logLevel)
                 logger.notice("\(line)")
                 server.audit.record(.configReloaded, reason: line)

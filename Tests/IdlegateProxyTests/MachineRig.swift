@@ -41,7 +41,8 @@ final class MachineRig {
     var shutDown = false
     var closed = false
 
-    init(_ configure: (inout Config) -> Void = { _ in }, store makeStore: ((SessionTable) -> SessionStore)? = nil) {
+    /// `tls`: the client connection is TLS, its handshake starting.
+    init(_ configure: (inout Config) -> Void = { _ in }, store makeStore: ((SessionTable) -> SessionStore)? = nil, tls: Bool = false) {
         var c = Config()
         configure(&c)
         config = c
@@ -50,9 +51,9 @@ final class MachineRig {
         let audit = Auditor(log: nil, activityFloor: c.audit.activityFloor, clock: clock)
         let gate = SessionGate(rules: SessionRules(config: c, auditing: false), store: store, deriver: deriver, clock: clock,
                                metrics: ProxyMetrics(), audit: audit, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
-        settings = SettingsBox(ProxySettings(config: c, gate: gate))
+        settings = SettingsBox(ProxySettings(config: c, gate: gate, tls: nil))
         time = LoopTime(clock: clock)
-        machine = ConnectionMachine(peer: .init(ip: [192, 0, 2, 7], host: "192.0.2.7", trusted: false), settings: settings, time: time, outbox: outbox)
+        machine = ConnectionMachine(peer: .init(ip: [192, 0, 2, 7], host: "192.0.2.7", trusted: false), settings: settings, time: time, outbox: outbox, tls: tls)
     }
 
     var phase: ConnectionMachine.Phase { machine.phase }

@@ -170,6 +170,10 @@ extension ConnectionMachine {
             }
             if let order { destroy(order, x.request) }
         }
+        if overTLS, let hsts = current.hsts, !fields.contains(.strictTransportSecurity) {
+            fields.flush(&run, into: &out.client)
+            HTTPFields.writeField("Strict-Transport-Security", hsts, into: &out.client)
+        }
     }
 
     func upstreamEOF(_ x: Exchange) {

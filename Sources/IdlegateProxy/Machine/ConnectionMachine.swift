@@ -30,6 +30,8 @@ final class ConnectionMachine {
 
     /// What the deadline, when it passes, means.
     enum DeadlineKind: Equatable {
+        /// A TLS handshake not finished yet.
+        case handshake
         /// Keep-alive: no request started.
         case idle
         /// A request head started but is not complete (408).
@@ -55,6 +57,8 @@ final class ConnectionMachine {
     let time: LoopTime
     let out: Outbox
     let peer: Peer
+    /// The client connection is TLS (idlegate terminates it).
+    let overTLS: Bool
 
     /// Client bytes not yet used: a head split across reads, body bytes that came with the head, or
     /// the next pipelined request.
@@ -102,14 +106,29 @@ final class ConnectionMachine {
     var now: Int64 { time.now }
     var current: ProxySettings { settings.current }
 
-    init(peer: Peer, settings: SettingsBox, time: LoopTime, outbox: Outbox) {
+    /// `tls`: the client connection is TLS (its handshake starting): the browser-facing scheme is https
+    /// whatever a header says, and the handshake has `timeouts.tls_handshake` to finish.
+    init(peer: Peer, settings: SettingsBox, time: LoopTime, outbox: Outbox, tls: Bool = false) {
         self.peer = peer
         self.settings = settings
         self.time = time
         out = outbox
+        overTLS = tls
         parser = RequestHeadParser(limits: settings.current.limits)
-        arm(.idle, settings.current.timeouts.clientIdle)
+        if tls {
+            arm(.handshake, settings.current.timeouts.tlsHandshake)
+        } else {
+            arm(.idle, settings.current.timeouts.clientIdle)
+        }
     }
+
+    /// The TLS handshake finished: from here on the connection is an idle keep-alive one.
+    func handshakeDone() {
+        if deadlineKind == .handshake { arm(.idle, current.timeouts.clientIdle) }
+    }
+
+    /// The scheme the browser used to reach idlegate.
+    var scheme: String { overTLS ? "https" : current.publicScheme.rawValue }
 
     func arm(_ kind: DeadlineKind, _ millis: Int64) {
         deadlineKind = kind
@@ -462,7 +481,7 @@ final class ConnectionMachine {
 
     func timedOut() {
         switch deadlineKind {
-        case .idle, .closing, .tunnel:
+        case .handshake, .idle, .closing, .tunnel:
             closeNow()
         case .header:
             answer(408, ErrorResponse.bytes(408), cause: .timeout, reason: "request head not complete in time", route: nil, request: nil,
@@ -494,7 +513,7 @@ final class ConnectionMachine {
     /// Shutdown: an idle connection closes now; a busy one closes after its current response.
     func drain() {
         closeAfterResponse = true
-        if phase == .awaitingRequest && deadlineKind == .idle && inbound.isEmpty && !clientBacklog { closeNow() }
+        if phase == .awaitingRequest && (deadlineKind == .idle || deadlineKind == .handshake) && inbound.isEmpty && !clientBacklog { closeNow() }
     }
 
     // MARK: reading the request
@@ -515,7 +534,7 @@ final class ConnectionMachine {
             let proto = fields.values(.xForwardedProto).last?.lowercased() ?? settings.publicScheme.rawValue
             return (ip, text, proto == "https")
         }
-        return (peer.ip, peer.host, settings.publicScheme == .https)
+        return (peer.ip, peer.host, overTLS || settings.publicScheme == .https)
     }
 
     /// The forwarding fields Odoo sees for this request (for the destroy call, so Odoo's dbfilter picks
@@ -523,7 +542,7 @@ final class ConnectionMachine {
     func forwardedPairs(_ head: RequestHead) -> [(String, String)] {
         let f = head.fields
         let host = f.first(.host) ?? ""
-        let scheme = current.publicScheme.rawValue
+        let scheme = self.scheme
         if peer.trusted {
             let chain = f.values(.xForwardedFor).joined(separator: ", ")
             return [("X-Forwarded-For", chain.isEmpty ? peer.host : chain),
@@ -571,7 +590,7 @@ final class ConnectionMachine {
         let settings = current
         if head.version == .http10 && !fields.contains(.host) { HTTPFields.writeField("Host", settings.upstreamAuthority, into: &out) }
         if case .rebuilt(.some(let cookie)) = session.cookie { HTTPFields.writeField("Cookie", cookie, into: &out) }
-        HeaderRewriting.writeForwarded(fields, peerHost: peer.host, trusted: trusted, scheme: settings.publicScheme.rawValue, into: &out)
+        HeaderRewriting.writeForwarded(fields, peerHost: peer.host, trusted: trusted, scheme: scheme, into: &out)
         if x.requestChunked { HTTPFields.writeField("Transfer-Encoding", "chunked", into: &out) }
         if let upgrade = x.upgrade {
             HTTPFields.writeField("Connection", "upgrade", into: &out)
