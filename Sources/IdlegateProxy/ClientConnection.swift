@@ -83,7 +83,7 @@ final class ClientConnection: EventHandler {
             flushClient()
             if let up = upstream, !up.connecting, up.channel.hasQueuedOutput {
                 switch up.channel.flush() {
-                case .failed: machine.upstreamClosed(failure: "write failed")
+                case .failed: machine.upstreamClosed(failure: up.channel.transport.failureReason ?? "write failed")
                 case .drained: machine.upstreamDrained()
                 case .pending: break
                 }
@@ -98,7 +98,7 @@ final class ClientConnection: EventHandler {
                     machine.upstreamClosed(failure: nil)
                     progressed = true
                 case .failed(let e):
-                    machine.upstreamClosed(failure: "\(IOError("read", errno: e))")
+                    machine.upstreamClosed(failure: up.channel.transport.failureReason ?? "\(IOError("read", errno: e))")
                     progressed = true
                 case .wouldBlock:
                     break
@@ -137,7 +137,7 @@ final class ClientConnection: EventHandler {
         let reason = client.transport.failureReason ?? "connection failed"
         worker.logger.debug("TLS handshake with \(machine.peer.host) failed: \(reason)")
         worker.metrics.tlsHandshakeFailures.increment()
-        if let tls = client.transport as? TLSTransport, tls.plainHTTPSeen { tls.writePlain(ErrorResponse.plainHTTPOnHTTPS) }
+        if let tls = client.transport as? TLSTransport, tls.plainHTTPSeen { tls.answerPlain(ErrorResponse.plainHTTPOnHTTPS) }
     }
 
     /// Writes what is queued for the client and tells the machine what moved.
@@ -201,7 +201,7 @@ final class ClientConnection: EventHandler {
                     up.channel.queue(out.upstream)
                 } else if !up.channel.write(out.upstream) {
                     out.upstream.removeAll(keepingCapacity: true)
-                    machine.upstreamClosed(failure: "write failed")
+                    machine.upstreamClosed(failure: up.channel.transport.failureReason ?? "write failed")
                 } else if up.channel.hasQueuedOutput && !machine.upstreamBacklog {
                     machine.upstreamBacklogged()
                 }

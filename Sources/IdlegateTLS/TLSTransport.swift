@@ -10,6 +10,8 @@ public final class TLSTransport: Transport {
     public let fd: Int32
     private let ssl: OpaquePointer
     private var closed = false
+    /// A protocol error or a broken socket: no close_notify, and the session is not resumed later.
+    private var broken = false
     /// A read that ended the stream after returning bytes keeps its ending for the next read.
     private var heldEnding: IOResult?
     public private(set) var readWaitsForWritable = false
@@ -99,6 +101,7 @@ public final class TLSTransport: Transport {
 
     /// SSL_ERROR_SYSCALL or SSL_ERROR_SSL: the stream is done; the reason is kept for the log line.
     private func failure(_ n: Int32) -> IOResult {
+        broken = true
         let code = SSL_get_error(ssl, n)
         let saved = errno
         let peek = ERR_peek_error()
@@ -123,22 +126,30 @@ public final class TLSTransport: Transport {
     /// Sends close_notify (if the socket takes it now; no waiting), then half-closes.
     public func shutdownWrite() {
         guard !closed else { return }
-        if !isHandshaking { _ = SSL_shutdown(ssl) }
+        if !broken && !isHandshaking { _ = SSL_shutdown(ssl) }
         OpenSSLErrors.clear()
         _ = shutdown(fd, Int32(SHUT_WR))
     }
 
+    /// Sends close_notify when the stream ended well (OpenSSL drops a session from the resumption cache
+    /// when its connection ends without one), then closes the socket.
     public func close() {
         guard !closed else { return }
         closed = true
+        if !broken && !isHandshaking { _ = SSL_shutdown(ssl) }
+        OpenSSLErrors.clear()
         _ = Glibc.close(fd)
     }
 
-    /// Writes bytes on the socket itself, outside TLS: the short 400 to a client that spoke plain HTTP
-    /// to this port (as nginx answers), before the connection closes.
-    public func writePlain(_ bytes: [UInt8]) {
+    /// Answers on the socket itself, outside TLS: the short 400 to a client that spoke plain HTTP to
+    /// this port (as nginx answers). The rest of its request already received is read and dropped, so
+    /// that closing does not reset the connection before the answer is read.
+    public func answerPlain(_ bytes: [UInt8]) {
         guard !closed else { return }
         _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        _ = shutdown(fd, Int32(SHUT_WR))
+        var sink = [UInt8](repeating: 0, count: 16 * 1024)
+        for _ in 0..<4 where recv(fd, &sink, sink.count, Int32(MSG_DONTWAIT)) > 0 {}
     }
 }
 

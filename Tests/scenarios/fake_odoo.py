@@ -94,8 +94,10 @@ class Conn:
 
 
 class FakeOdoo:
-    def __init__(self, mode="threaded", port=0, legacy=False, ping_interval=45.0, server="werkzeug"):
+    def __init__(self, mode="threaded", port=0, legacy=False, ping_interval=45.0, server="werkzeug", tls=None):
         self.mode = mode
+        # An ssl.SSLContext: Odoo behind its own TLS (another host, reached over https).
+        self.tls = tls
         self.server = server
         # A test's stand-in for a way past idlegate it did not see: the next request is served as this
         # session, and, as a real Odoo does, its answer re-sends that session's cookie.
@@ -123,7 +125,7 @@ class FakeOdoo:
 
     @property
     def url(self):
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def stop(self):
         self.stopping = True
@@ -147,6 +149,12 @@ class FakeOdoo:
             threading.Thread(target=self._serve, args=(s,), daemon=True).start()
 
     def _serve(self, s):
+        try:
+            if self.tls:
+                s = self.tls.wrap_socket(s, server_side=True)
+        except (OSError, ValueError):  # a client that refused the certificate
+            s.close()
+            return
         conn = Conn(RecordingSocket(s, self))
         try:
             while True:
