@@ -22,11 +22,14 @@ final class ClientConnection: EventHandler {
     /// A TLS handshake is still going on the client side.
     private var handshaking: Bool
 
-    init(transport: Transport, peer who: ConnectionMachine.Peer, worker: Worker) {
+    /// `redirectPort`: a connection of the plain-HTTP redirect listener, whose every request is sent to
+    /// https on this port.
+    init(transport: Transport, peer who: ConnectionMachine.Peer, worker: Worker, redirectPort: UInt16? = nil) {
         self.worker = worker
         client = Channel(transport: transport)
         handshaking = transport.isHandshaking
-        machine = ConnectionMachine(peer: who, settings: worker.settingsBox, time: worker.loop.time, outbox: worker.outbox, tls: handshaking)
+        machine = ConnectionMachine(peer: who, settings: worker.settingsBox, time: worker.loop.time, outbox: worker.outbox, tls: handshaking,
+                                    redirectPort: redirectPort)
     }
 
     var deadline: Int64 { machine.deadline }
@@ -261,7 +264,7 @@ final class ClientConnection: EventHandler {
         worker.outbox.counts.request(a.route, status: a.status)
         let audit = worker.settings.gate.audit
         switch a.cause {
-        case .expiry:
+        case .expiry, .redirect:
             return
         case .refused:
             worker.logger.info("refused request from \(peer): \(a.status) \(a.reason)")

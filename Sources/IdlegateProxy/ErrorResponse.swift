@@ -12,6 +12,11 @@ enum ErrorResponse {
 
     static let continueInterim: [UInt8] = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
 
+    /// The redirect listener's answer: the same URL over https, permanently (308 keeps the method).
+    static func redirect(_ location: String) -> [UInt8] {
+        Array(("HTTP/1.1 308 Permanent Redirect\r\nLocation: \(location)\r\nContent-Length: 0\r\n\r\n").utf8)
+    }
+
     /// To a client that sent plain HTTP to the HTTPS port (written outside TLS, before closing).
     static let plainHTTPOnHTTPS: [UInt8] = {
         let body = "400 Bad Request: this port speaks HTTPS\n"

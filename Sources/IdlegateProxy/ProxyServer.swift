@@ -15,6 +15,8 @@ public final class ProxyServer: @unchecked Sendable {
     private let logger: Logger
     private var workers: [Worker] = []
     private var listenFDs: [Int32] = []
+    /// The plain-HTTP listener that only redirects to https (`tls.redirect_listen`), if any.
+    private var redirectFDs: [Int32] = []
     private let stopped = DispatchSemaphore(value: 0)
     public let table: SessionTable
     public let metrics: ProxyMetrics
@@ -79,10 +81,17 @@ public final class ProxyServer: @unchecked Sendable {
                 listenFDs.append(try Socket.listen(on: address, reusePort: false))
             }
         }
+        if !config.tls.redirectListen.isEmpty {
+            for address in try SocketAddress.resolve(config.tls.redirectListen) {
+                redirectFDs.append(try Socket.listen(on: address, reusePort: false))
+            }
+        }
+        let httpsPort = listenFDs.first.flatMap { Socket.localPort($0) } ?? 443
         let threads = config.threads > 0 ? config.threads : max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         for _ in 0..<threads {
             let w = try Worker(settings: settings, metrics: metrics, upstreams: upstreams, poolSize: config.upstreamPoolSize, clock: clock, logger: logger)
             for fd in listenFDs { try w.listen(fd: fd) }
+            for fd in redirectFDs { try w.listen(fd: fd, redirectPort: httpsPort) }
             workers.append(w)
         }
     }
@@ -201,7 +210,7 @@ public final class ProxyServer: @unchecked Sendable {
             w.loop.execute { w.beginDrain(grace: grace) }
         }
         for _ in workers { stopped.wait() }
-        for fd in listenFDs { close(fd) }
+        for fd in listenFDs + redirectFDs { close(fd) }
         if state != nil && snapshot() { logger.info("session table saved (\(table.count) records)") }
         audit.log?.close()
     }

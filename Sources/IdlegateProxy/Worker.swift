@@ -65,15 +65,16 @@ final class Worker: @unchecked Sendable {
         return p
     }
 
-    func listen(fd: Int32) throws {
-        let l = Listener(fd: fd, worker: self)
+    /// `redirectPort`: the redirect listener, sending every request to https on that port.
+    func listen(fd: Int32, redirectPort: UInt16? = nil) throws {
+        let l = Listener(fd: fd, worker: self, redirectPort: redirectPort)
         try loop.registerListener(fd: fd, handler: l)
         listeners.append(l)
     }
 
-    func accepted(fd: Int32, peer: SocketAddress) {
+    func accepted(fd: Int32, peer: SocketAddress, redirectPort: UInt16? = nil) {
         let transport: Transport
-        if let tls = settings.tls {
+        if let tls = settings.tls, redirectPort == nil {
             do {
                 transport = try tls.transport(fd: fd)
             } catch {
@@ -83,7 +84,7 @@ final class Worker: @unchecked Sendable {
         } else {
             transport = PlainTransport(fd: fd)
         }
-        let c = ClientConnection(transport: transport, peer: interned(peer), worker: self)
+        let c = ClientConnection(transport: transport, peer: interned(peer), worker: self, redirectPort: redirectPort)
         do {
             try loop.register(fd: fd, handler: c)
         } catch {
@@ -155,9 +156,12 @@ final class Listener: EventHandler {
     /// listener does not spin (and log) until some connection closes.
     var paused = false
 
-    init(fd: Int32, worker: Worker) {
+    let redirectPort: UInt16?
+
+    init(fd: Int32, worker: Worker, redirectPort: UInt16?) {
         self.fd = fd
         self.worker = worker
+        self.redirectPort = redirectPort
     }
 
     func handleEvents(_ events: UInt32) {
@@ -165,7 +169,7 @@ final class Listener: EventHandler {
         for _ in 0..<64 {
             do {
                 guard let (cfd, peer) = try Socket.accept(fd) else { return }
-                worker.accepted(fd: cfd, peer: peer)
+                worker.accepted(fd: cfd, peer: peer, redirectPort: redirectPort)
             } catch {
                 // EMFILE and friends: pause until the next tick.
                 worker.logger.error("\(error); not accepting for a moment")

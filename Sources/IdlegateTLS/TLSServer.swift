@@ -42,6 +42,7 @@ public final class TLSServer: @unchecked Sendable {
     public init(certificates: [TLSCertificateFiles], minimumVersion: TLSVersion = .tls12, sessionCacheSize: Int = 20_000,
                 sessionTimeout: Int = 3600) throws {
         precondition(!certificates.isEmpty, "a TLS listener needs a certificate")
+        ignoreSIGPIPE
         self.minimumVersion = minimumVersion
         var made: [Identity] = []
         do {

@@ -156,3 +156,8 @@ public final class TLSTransport: Transport {
 extension OpenSSLErrors {
     static func clear() { ERR_clear_error() }
 }
+
+/// OpenSSL writes to its sockets with write(2), which raises SIGPIPE on a connection the peer has
+/// closed (plain TCP sends with MSG_NOSIGNAL instead): a process with TLS ignores the signal, and the
+/// write fails with EPIPE as it should. Done once, when the first TLS context is made.
+let ignoreSIGPIPE: Void = { _ = signal(SIGPIPE, SIG_IGN) }()

@@ -62,4 +62,19 @@ struct ConnectionMachineTLSTests {
         plain.fromOdoo("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
         #expect(!plain.clientText.contains("Strict-Transport-Security"))
     }
+
+    /// The redirect listener: every request goes to the same URL over https, nothing reaches Odoo.
+    @Test func theRedirectListenerSendsEachRequestToHTTPS() {
+        let rig = MachineRig(redirectPort: 8443)
+        rig.send("GET /odoo/action-1?debug=1 HTTP/1.1\r\nHost: kiosk.test:8080\r\nCookie: session_id=\(String(repeating: "ab", count: 20))\r\n\r\n")
+        #expect(rig.clientText == "HTTP/1.1 308 Permanent Redirect\r\nLocation: https://kiosk.test:8443/odoo/action-1?debug=1\r\nContent-Length: 0\r\n\r\n")
+        #expect(rig.connects == 0 && rig.upstreamText.isEmpty)
+        #expect(rig.phase == .awaitingRequest)  // keep-alive: the next request is redirected too
+        rig.send("GET / HTTP/1.1\r\nHost: [::1]\r\n\r\n")
+        #expect(rig.clientText.hasSuffix("Location: https://[::1]:8443/\r\nContent-Length: 0\r\n\r\n"))
+        let post = MachineRig(redirectPort: 443)
+        post.send("POST /web/login HTTP/1.1\r\nHost: shop.test\r\nContent-Length: 5\r\n\r\nlogin")
+        #expect(post.clientText.hasPrefix("HTTP/1.1 308 Permanent Redirect\r\nLocation: https://shop.test/web/login\r\n"))
+        #expect(post.phase != .awaitingRequest)  // the body is not read: the connection ends
+    }
 }

@@ -42,7 +42,8 @@ final class MachineRig {
     var closed = false
 
     /// `tls`: the client connection is TLS, its handshake starting.
-    init(_ configure: (inout Config) -> Void = { _ in }, store makeStore: ((SessionTable) -> SessionStore)? = nil, tls: Bool = false) {
+    init(_ configure: (inout Config) -> Void = { _ in }, store makeStore: ((SessionTable) -> SessionStore)? = nil, tls: Bool = false,
+         redirectPort: UInt16? = nil) {
         var c = Config()
         configure(&c)
         config = c
@@ -53,7 +54,8 @@ final class MachineRig {
                                metrics: ProxyMetrics(), audit: audit, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
         settings = SettingsBox(ProxySettings(config: c, gate: gate, tls: nil))
         time = LoopTime(clock: clock)
-        machine = ConnectionMachine(peer: .init(ip: [192, 0, 2, 7], host: "192.0.2.7", trusted: false), settings: settings, time: time, outbox: outbox, tls: tls)
+        machine = ConnectionMachine(peer: .init(ip: [192, 0, 2, 7], host: "192.0.2.7", trusted: false), settings: settings, time: time, outbox: outbox, tls: tls,
+                                    redirectPort: redirectPort)
     }
 
     var phase: ConnectionMachine.Phase { machine.phase }

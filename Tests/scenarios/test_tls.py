@@ -341,3 +341,16 @@ def test_check_reports_certificates_and_refuses_bad_ones(pki, kiosk_cert):
     other = pki.leaf("check-other", ["other.test"])
     bad = subprocess.run([BINARY, "check", "--tls-cert", kiosk_cert[0], "--tls-key", other[1]], capture_output=True, text=True)
     assert bad.returncode == 1 and "does not match the certificate" in bad.stdout
+
+
+def test_the_redirect_listener_sends_plain_http_to_https(pki, kiosk_cert, odoo, start_idlegate):
+    from conftest import free_port
+    plain = free_port()
+    ig = start_tls(start_idlegate, odoo.url, kiosk_cert, config=f"tls:\n  redirect_listen: 127.0.0.1:{plain}\n")
+    c = Client(socket.create_connection(("127.0.0.1", plain), 5))
+    c.send(b"GET /web/webclient/version_info?x=1 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    status, headers, _ = c.response()
+    assert status == 308 and header(headers, "location") == [f"https://localhost:{ig.port}/web/webclient/version_info?x=1"]
+    assert len(odoo.requests) == 0
+    # The redirect lands: the same URL over TLS is served.
+    assert get(Client(tls_connect(ig, client_context(pki))), target="/web/webclient/version_info?x=1")[0] == 200

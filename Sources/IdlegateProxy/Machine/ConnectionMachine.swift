@@ -59,6 +59,9 @@ final class ConnectionMachine {
     let peer: Peer
     /// The client connection is TLS (idlegate terminates it).
     let overTLS: Bool
+    /// A connection of the redirect listener: each request is answered with a redirect to https on
+    /// this port, and nothing reaches Odoo or the session table.
+    let redirectPort: UInt16?
 
     /// Client bytes not yet used: a head split across reads, body bytes that came with the head, or
     /// the next pipelined request.
@@ -108,12 +111,13 @@ final class ConnectionMachine {
 
     /// `tls`: the client connection is TLS (its handshake starting): the browser-facing scheme is https
     /// whatever a header says, and the handshake has `timeouts.tls_handshake` to finish.
-    init(peer: Peer, settings: SettingsBox, time: LoopTime, outbox: Outbox, tls: Bool = false) {
+    init(peer: Peer, settings: SettingsBox, time: LoopTime, outbox: Outbox, tls: Bool = false, redirectPort: UInt16? = nil) {
         self.peer = peer
         self.settings = settings
         self.time = time
         out = outbox
         overTLS = tls
+        self.redirectPort = redirectPort
         parser = RequestHeadParser(limits: settings.current.limits)
         if tls {
             arm(.handshake, settings.current.timeouts.tlsHandshake)
@@ -262,6 +266,13 @@ final class ConnectionMachine {
             framing = try head.framing(limits: settings.limits)
         } catch {
             refuse(error)
+            return
+        }
+        if let port = redirectPort {
+            // The same URL over https. A request body is left unread, so the connection then closes.
+            let location = Self.httpsLocation(head, port: port)
+            answer(308, ErrorResponse.redirect(location), cause: .redirect, reason: "to https", route: nil,
+                   request: Exchange.describe(head.method, head.path), keepAlive: framing == .none && head.wantsKeepAlive)
             return
         }
         let upgrade = upgradeProtocol(head, settings)
@@ -535,6 +546,13 @@ final class ConnectionMachine {
             return (ip, text, proto == "https")
         }
         return (peer.ip, peer.host, overTLS || settings.publicScheme == .https)
+    }
+
+    /// `https://HOST[:PORT]/target` for a request's Host (checked by the parser) and origin-form target.
+    static func httpsLocation(_ head: RequestHead, port: UInt16) -> String {
+        let host = head.fields.first(.host).flatMap { HostPort.split($0, defaultPort: 80) }?.host ?? "localhost"
+        let authority = (host.contains(":") ? "[\(host)]" : host) + (port == 443 ? "" : ":\(port)")
+        return "https://" + authority + (head.target.hasPrefix("/") ? head.target : "/")
     }
 
     /// The forwarding fields Odoo sees for this request (for the destroy call, so Odoo's dbfilter picks

@@ -65,6 +65,8 @@ final class Answered {
         case sessionLayer
         /// An expired or refused session got Odoo's own answer (logged and audited by the session gate).
         case expiry
+        /// A request on the plain-HTTP redirect listener, sent to https (308).
+        case redirect
     }
 
     let status: Int
