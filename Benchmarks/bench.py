@@ -202,12 +202,15 @@ def cpu_seconds(session):
 
 
 def measure(port, args, script):
-    url = f"http://127.0.0.1:{port}{args.path}"
+    return measure_url(f"http://127.0.0.1:{port}{args.path}", args, script)
+
+
+def measure_url(url, args, script):
     out = subprocess.run(["wrk", "-t", str(args.threads), "-c", str(args.conns), "-d", f"{args.seconds}s", "--latency", "-s", script, url],
                          capture_output=True, text=True).stdout
     line = next((l for l in out.splitlines() if l.startswith("BENCH ")), None)
     if line is None:
-        sys.exit(f"bench: wrk gave no result for port {port}:\n{out}")
+        sys.exit(f"bench: wrk gave no result for {url}:\n{out}")
     return {k: float(v) for k, v in (kv.split("=") for kv in line.split()[1:])}
 
 

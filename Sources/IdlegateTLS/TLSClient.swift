@@ -10,7 +10,6 @@ public final class TLSClient: @unchecked Sendable {
 
     /// `caFile`: PEM bundle to trust instead of the system's. `certificate`: a client chain and key.
     public init(caFile: String? = nil, certificate: TLSCertificateFiles? = nil) throws {
-        ignoreSIGPIPE
         guard let ctx = SSL_CTX_new(TLS_client_method()) else { throw TLSError.openSSL("SSL_CTX_new") }
         context = ctx
         guard idg_ctx_set_min_proto(ctx, TLS1_2_VERSION) == 1 else { throw TLSError.openSSL("TLS versions") }

@@ -35,14 +35,13 @@ public final class TLSServer: @unchecked Sendable {
         let context: OpaquePointer
         let names: [String]
     }
-    private let identities: [Identity]
+    fileprivate let identities: [Identity]
     public let minimumVersion: TLSVersion
 
     /// Loads every chain and key; the first is the default. Throws naming the file and what is wrong.
     public init(certificates: [TLSCertificateFiles], minimumVersion: TLSVersion = .tls12, sessionCacheSize: Int = 20_000,
                 sessionTimeout: Int = 3600) throws {
         precondition(!certificates.isEmpty, "a TLS listener needs a certificate")
-        ignoreSIGPIPE
         self.minimumVersion = minimumVersion
         var made: [Identity] = []
         do {
@@ -62,9 +61,9 @@ public final class TLSServer: @unchecked Sendable {
         _ = idg_ctx_set_session_cache_mode(first, Int(SSL_SESS_CACHE_SERVER))
         _ = idg_ctx_sess_set_cache_size(first, sessionCacheSize)
         _ = SSL_CTX_set_timeout(first, sessionTimeout)
-        if made.count > 1 {
-            _ = idg_ctx_set_servername_callback(first, sniCallback, Unmanaged.passUnretained(self).toOpaque())
-        }
+        // Even with one certificate: a name the callback accepts is stored in the session, and OpenSSL
+        // resumes a TLS 1.2 session only for a client asking for the same name again.
+        _ = idg_ctx_set_servername_callback(first, sniCallback, Unmanaged.passUnretained(self).toOpaque())
     }
 
     deinit {
@@ -111,6 +110,8 @@ public final class TLSServer: @unchecked Sendable {
             _ = SSL_CTX_set_options(ctx, IDG_OP_NO_TICKET | IDG_OP_NO_RENEGOTIATION | IDG_OP_NO_COMPRESSION | IDG_OP_IGNORE_UNEXPECTED_EOF)
             _ = idg_ctx_set_mode(ctx, Int(SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS))
             guard SSL_CTX_set_cipher_list(ctx, tls12Ciphers) == 1 else { throw TLSError.openSSL("cipher list") }
+            // TLS 1.3: one ticket per connection (OpenSSL sends two by default), each a cache entry here.
+            _ = SSL_CTX_set_num_tickets(ctx, 1)
             _ = sessionContext.withUnsafeBufferPointer { SSL_CTX_set_session_id_context(ctx, $0.baseAddress, UInt32($0.count)) }
             SSL_CTX_set_alpn_select_cb(ctx, alpnCallback, nil)
             try CertificateInfo.load(files, into: ctx)
@@ -147,6 +148,6 @@ private let http11 = Array("http/1.1".utf8)
 private let sniCallback: @convention(c) (OpaquePointer?, UnsafeMutablePointer<Int32>?, UnsafeMutableRawPointer?) -> Int32 = { ssl, _, arg in
     guard let ssl, let arg, let name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) else { return SSL_TLSEXT_ERR_OK }
     let server = Unmanaged<TLSServer>.fromOpaque(arg).takeUnretainedValue()
-    if let ctx = server.context(for: String(cString: name)) { _ = SSL_set_SSL_CTX(ssl, ctx) }
+    if server.identities.count > 1, let ctx = server.context(for: String(cString: name)) { _ = SSL_set_SSL_CTX(ssl, ctx) }
     return SSL_TLSEXT_ERR_OK
 }

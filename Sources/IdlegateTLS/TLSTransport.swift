@@ -24,11 +24,20 @@ public final class TLSTransport: Transport {
     private let owner: AnyObject
 
     /// Takes ownership of `fd` and of `ssl` (made from a context, not yet bound to any fd).
+    /// The socket under OpenSSL (idlegate's own BIO: see `socketMethod`); owned by `ssl`.
+    private let bio: OpaquePointer?
+
     init(fd: Int32, ssl: OpaquePointer, owner: AnyObject) {
         self.fd = fd
         self.ssl = ssl
         self.owner = owner
-        SSL_set_fd(ssl, fd)
+        bio = idg_socket_bio(socketMethod, fd)
+        if let bio {
+            SSL_set_bio(ssl, bio, bio)  // one reference, for both directions
+        } else {
+            SSL_set_fd(ssl, fd)  // out of memory for the small BIO: OpenSSL's own socket BIO
+        }
+        SSL_set_read_ahead(ssl, 1)
     }
 
     deinit {
@@ -37,14 +46,16 @@ public final class TLSTransport: Transport {
     }
 
     public var isHandshaking: Bool { SSL_is_init_finished(ssl) == 0 }
-    public var hasBufferedInput: Bool { heldEnding != nil || SSL_pending(ssl) > 0 }
+    public var hasBufferedInput: Bool { heldEnding != nil || SSL_has_pending(ssl) == 1 }
     /// The handshake resumed an earlier session (no full key exchange).
     public var sessionReused: Bool { SSL_session_reused(ssl) == 1 }
     /// The protocol version agreed on ("TLSv1.3"), once the handshake is done.
     public var version: String { String(cString: SSL_get_version(ssl)) }
 
     /// Reads until the buffer is full or the socket is drained: OpenSSL hands out one record (16 KiB at
-    /// most) per call, and an edge-triggered loop must not stop while the socket still holds bytes.
+    /// most) per call, and an edge-triggered loop must not stop while the socket still holds bytes. The
+    /// socket is known drained when OpenSSL's last read of it came back short and nothing is left in
+    /// its buffer: then no further read (one more syscall, to hear EAGAIN) is made.
     public func read(into buffer: UnsafeMutableRawBufferPointer) -> IOResult {
         if let ending = heldEnding {
             heldEnding = nil
@@ -56,6 +67,7 @@ public final class TLSTransport: Transport {
             let n = SSL_read(ssl, buffer.baseAddress! + total, Int32(clamping: buffer.count - total))
             if n > 0 {
                 total += Int(n)
+                if let bio, idg_socket_drained(bio) == 1 && SSL_has_pending(ssl) == 0 { break }
                 continue
             }
             readWaitsForWritable = false
@@ -157,7 +169,5 @@ extension OpenSSLErrors {
     static func clear() { ERR_clear_error() }
 }
 
-/// OpenSSL writes to its sockets with write(2), which raises SIGPIPE on a connection the peer has
-/// closed (plain TCP sends with MSG_NOSIGNAL instead): a process with TLS ignores the signal, and the
-/// write fails with EPIPE as it should. Done once, when the first TLS context is made.
-let ignoreSIGPIPE: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
+/// The method of idlegate's socket BIO, made once and shared by every connection.
+nonisolated(unsafe) let socketMethod = idg_socket_method()

@@ -128,7 +128,7 @@ struct TLSTransportTests {
         let client = try TLSClient(caFile: pki.caFile)
         let (a, b) = try socketPair()
         let s = try server.transport(fd: a), c = try client.transport(fd: b, host: "kiosk.test")
-        _ = c.write(UnsafeRawBufferPointer(start: [UInt8](repeating: 0, count: 1), count: 1))  // sends the ClientHello only
+        _ = [UInt8(0)].withUnsafeBytes { c.write($0) }  // sends the ClientHello only
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1024, alignment: 1)
         defer { buffer.deallocate() }
         #expect(s.read(into: buffer) == .wouldBlock)  // ServerHello sent, waiting for the client's Finished
