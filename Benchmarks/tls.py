@@ -7,7 +7,8 @@ Rows, for an ECDSA P-256 and an RSA 2048 certificate (TLS 1.3, the version clien
   resumed handshakes/s  `openssl s_time -reuse`: the same, resuming the first connection's session
   keep-alive requests/s wrk over https, 64 connections, the small JSON-RPC call (as Benchmarks/bench.py)
 Each round measures both proxies in a rotated order; ratios are taken within a round and the report
-gives medians. Two s_time clients run at once (one is the bottleneck on its own).
+gives medians. Two s_time clients run at once (one is the bottleneck on its own). The last columns are
+each proxy's own CPU time (user + system) per handshake or request, over all rounds.
 
     Benchmarks/tls.py [--rounds 3] [--seconds 5] [--idlegate BINARY] [--json]
 
@@ -100,7 +101,7 @@ def main():
         script = bench.wrk_script(work, 10000, "POST")
         wrk = argparse.Namespace(threads=1, conns=64, seconds=args.seconds, path="/web/dataset/call_kw")
         print(f"TLS 1.3, one worker each, {args.rounds} rounds of {args.seconds}s; ratio = idlegate / nginx, median of the rounds")
-        print(f"{'certificate':<12}{'measure':<24}{'idlegate':>11}{'nginx':>11}{'ratio':>8}")
+        print(f"{'certificate':<12}{'measure':<24}{'idlegate':>11}{'nginx':>11}{'ratio':>8}{'cpu us/op: idlegate':>20}{'nginx':>7}")
         for kind in ("ecdsa", "rsa"):
             cert, key = certificate(work, kind)
             fleet = bench.Fleet()
@@ -111,18 +112,26 @@ def main():
                                          "--state-dir", f"{work}/state-{kind}", "--tls-cert", cert, "--tls-key", key],
                             IDLEGATE, f"{work}/idlegate-{kind}.log")
                 targets = [("idlegate", IDLEGATE), ("nginx", NGINX)]
+                sessions = {"nginx": fleet.procs[0].pid, "idlegate": fleet.procs[1].pid}
                 rows = {"full handshakes/s": lambda p: handshakes(p, args.seconds, False),
                         "resumed handshakes/s": lambda p: handshakes(p, args.seconds, True),
                         "keep-alive requests/s": lambda p: bench.measure_url(f"https://127.0.0.1:{p}{wrk.path}", wrk, script)["rps"]}
                 for measure, run in rows.items():
                     results = {name: [] for name, _ in targets}
+                    cpu = {name: 0.0 for name, _ in targets}
                     for r in range(args.rounds):
                         for name, port in (targets if r % 2 == 0 else targets[::-1]):
+                            before = sum(bench.cpu_seconds(sessions[name]))
                             results[name].append(run(port))
+                            cpu[name] += sum(bench.cpu_seconds(sessions[name])) - before
+                    # CPU time per operation (user + system, microseconds), over all rounds.
+                    per_op = {name: 1e6 * cpu[name] / (sum(results[name]) * args.seconds) for name in cpu}
                     ratio = statistics.median(i / n for i, n in zip(results["idlegate"], results["nginx"]))
                     med = {name: statistics.median(v) for name, v in results.items()}
-                    print(f"{kind:<12}{measure:<24}{med['idlegate']:>11.0f}{med['nginx']:>11.0f}{ratio:>8.3f}", flush=True)
-                    summary[f"{kind} {measure}"] = {"idlegate": med["idlegate"], "nginx": med["nginx"], "ratio": ratio}
+                    print(f"{kind:<12}{measure:<24}{med['idlegate']:>11.0f}{med['nginx']:>11.0f}{ratio:>8.3f}"
+                          f"{per_op['idlegate']:>10.1f}{per_op['nginx']:>8.1f}", flush=True)
+                    summary[f"{kind} {measure}"] = {"idlegate": med["idlegate"], "nginx": med["nginx"], "ratio": ratio,
+                                                    "idlegate_cpu_us": per_op["idlegate"], "nginx_cpu_us": per_op["nginx"]}
             finally:
                 fleet.stop()
         upstream.stop()
