@@ -354,3 +354,45 @@ def test_the_redirect_listener_sends_plain_http_to_https(pki, kiosk_cert, odoo, 
     assert len(odoo.requests) == 0
     # The redirect lands: the same URL over TLS is served.
     assert get(Client(tls_connect(ig, client_context(pki))), target="/web/webclient/version_info?x=1")[0] == 200
+
+
+def test_websocket_over_tls_both_sides(pki, kiosk_cert, start_idlegate):
+    """wss:// from the browser, idlegate terminating it, and Odoo's gevent port over https: frames of
+    several records each way go through both TLS layers intact."""
+    from fake_odoo import ws_frame, ws_handshake
+    o = odoo_over_tls(pki, ["localhost"])
+    try:
+        ig = start_tls(start_idlegate, https_upstream(o), kiosk_cert, config=f"upstream_tls:\n  ca: {pki.ca}\n")
+        c = Client(tls_connect(ig, client_context(pki)))
+        c.send(ws_handshake(extra="Origin: https://a\r\n"))
+        status, headers, _ = c.response()
+        assert status == 101
+        assert any("Secure" in v for v in header(headers, "set-cookie"))
+        for payload in (b'{"event_name":"subscribe"}', bytes(range(256)) * 400):
+            c.send(ws_frame(1, payload))
+            h = c._take(2)
+            n = h[1] & 0x7F
+            if n == 126:
+                n = int.from_bytes(c._take(2), "big")
+            elif n == 127:
+                n = int.from_bytes(c._take(8), "big")
+            assert c._take(n) == payload
+    finally:
+        o.stop()
+
+
+def test_a_client_certificate_for_an_upstream_that_asks_for_one(pki, start_idlegate):
+    cert, key = pki.leaf("odoo-mtls", ["localhost"])
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(pki.ca)
+    o = FakeOdoo("threaded", tls=ctx)
+    try:
+        client = pki.leaf("idlegate-client", ["idlegate.test"])
+        ig = start_idlegate(https_upstream(o), config=f"upstream_tls:\n  ca: {pki.ca}\n  cert: {client[0]}\n  key: {client[1]}\n")
+        assert get(Client(ig.connect()))[0] == 200
+        without = start_idlegate(https_upstream(o), config=f"upstream_tls:\n  ca: {pki.ca}\n")
+        assert get(Client(without.connect()))[0] == 502
+    finally:
+        o.stop()
