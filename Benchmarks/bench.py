@@ -81,13 +81,10 @@ def upstream_conf(work):
 """)
 
 
-def nginx_conf(work, workers):
-    # What a site puts in front of Odoo without idlegate: forwarding headers, pooled upstream connections,
-    # streaming, and the cookie flags idlegate adds.
-    return write(os.path.join(work, "nginx.conf"), nginx_preamble(work, "nginx", workers) + f"""  upstream odoo {{ server 127.0.0.1:{UPSTREAM}; keepalive 256; }}
-  server {{
-    listen 127.0.0.1:{NGINX} backlog=4096;
-    location / {{
+# What a site puts in front of Odoo without idlegate: forwarding headers, pooled upstream connections,
+# streaming, and the cookie flags idlegate adds. The pool and the location, inside `http {`.
+NGINX_PROXY_UPSTREAM = f"  upstream odoo {{ server 127.0.0.1:{UPSTREAM}; keepalive 256; }}\n"
+NGINX_PROXY_LOCATION = """    location / {
       proxy_pass http://odoo;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
@@ -96,9 +93,15 @@ def nginx_conf(work, workers):
       proxy_set_header X-Forwarded-Proto $scheme;
       proxy_cookie_flags session_id secure samesite=lax;
       proxy_buffering off;
-    }}
-  }}
-}}
+    }
+"""
+
+
+def nginx_conf(work, workers):
+    return write(os.path.join(work, "nginx.conf"), nginx_preamble(work, "nginx", workers) + NGINX_PROXY_UPSTREAM + f"""  server {{
+    listen 127.0.0.1:{NGINX} backlog=4096;
+""" + NGINX_PROXY_LOCATION + """  }
+}
 """)
 
 

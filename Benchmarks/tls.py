@@ -41,8 +41,7 @@ def certificate(work, kind):
 
 def nginx_tls_conf(work, cert, key):
     # TLS as idlegate does it: 1.2 and 1.3, the same cipher list, a session cache and no tickets.
-    return bench.write(os.path.join(work, "nginx-tls.conf"), bench.nginx_preamble(work, "nginx-tls", 1) + f"""  upstream odoo {{ server 127.0.0.1:{bench.UPSTREAM}; keepalive 256; }}
-  server {{
+    return bench.write(os.path.join(work, "nginx-tls.conf"), bench.nginx_preamble(work, "nginx-tls", 1) + bench.NGINX_PROXY_UPSTREAM + f"""  server {{
     listen 127.0.0.1:{NGINX} ssl backlog=4096;
     ssl_certificate {cert};
     ssl_certificate_key {key};
@@ -50,18 +49,8 @@ def nginx_tls_conf(work, cert, key):
     ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;
     ssl_session_cache shared:SSL:10m;
     ssl_session_tickets off;
-    location / {{
-      proxy_pass http://odoo;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto $scheme;
-      proxy_cookie_flags session_id secure samesite=lax;
-      proxy_buffering off;
-    }}
-  }}
-}}
+""" + bench.NGINX_PROXY_LOCATION + """  }
+}
 """)
 
 

@@ -215,6 +215,16 @@ class Client:
         self.buf = b""
         return status, headers, body
 
+    def ws_frame(self):
+        """Reads one unmasked WebSocket frame (as a server sends them): (opcode, payload)."""
+        h = self._take(2)
+        n = h[1] & 0x7F
+        if n == 126:
+            n = int.from_bytes(self._take(2), "big")
+        elif n == 127:
+            n = int.from_bytes(self._take(8), "big")
+        return h[0] & 0x0F, self._take(n)
+
     def closed(self, timeout=5):
         """Whether the server closed the connection (reads EOF, or a reset) within the timeout."""
         self.sock.settimeout(timeout)

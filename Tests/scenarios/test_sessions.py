@@ -33,9 +33,10 @@ def expired(result):
     return result.get("error", {}).get("code") == 100
 
 
-def login(ig):
-    """A form login through idlegate; returns the new session id Odoo set."""
-    c = Client(ig.connect())
+def login(ig, sock=None):
+    """A form login through idlegate (on `sock`, or a new plain connection); returns the new session id
+    Odoo set and its Set-Cookie."""
+    c = Client(sock or ig.connect())
     body = b"login=admin&password=admin&csrf_token=x&redirect="
     c.send(b"POST /web/login HTTP/1.1\r\nHost: odoo.test\r\nContent-Type: application/x-www-form-urlencoded\r\n"
            + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)

@@ -14,6 +14,7 @@ import pytest
 
 from conftest import BINARY, Client, header
 from fake_odoo import FakeOdoo
+from test_sessions import login
 
 CALL_KW = b'{"jsonrpc":"2.0","method":"call","id":7,"params":{}}'
 
@@ -144,17 +145,6 @@ def test_a_reconnecting_terminal_resumes_its_session(pki, kiosk_cert, odoo, star
     assert s2.session_reused
 
 
-def login_over(ig, ctx):
-    c = Client(tls_connect(ig, ctx))
-    body = b"login=admin&password=admin&csrf_token=x&redirect="
-    c.send(b"POST /web/login HTTP/1.1\r\nHost: odoo.test\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-           + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-    status, headers, _ = c.response()
-    assert status == 303
-    cookie = [v for v in header(headers, "set-cookie") if v.startswith("session_id=")][0]
-    return cookie.split(";")[0].split("=", 1)[1], cookie
-
-
 def call_kw_over(ig, ctx, sid):
     c = Client(tls_connect(ig, ctx))
     c.send(f"POST /web/dataset/call_kw/res.partner/read HTTP/1.1\r\nHost: odoo.test\r\nContent-Type: application/json\r\n"
@@ -168,7 +158,7 @@ def test_idle_timeout_over_tls_and_the_cookie_is_secure(pki, kiosk_cert, prefork
     and the idle session is logged out."""
     ig = start_tls(start_idlegate, prefork_odoo.url, kiosk_cert, config="idle_timeout: 2s\ntls:\n  hsts: max-age=600\n")
     ctx = client_context(pki)
-    sid, set_cookie = login_over(ig, ctx)
+    sid, set_cookie = login(ig, sock=tls_connect(ig, ctx))
     assert "; Secure" in set_cookie and "HttpOnly" in set_cookie
     assert prefork_odoo.requests[-1].header("X-Forwarded-Proto") == "https"
     status, headers, result = call_kw_over(ig, ctx, sid)
@@ -370,13 +360,7 @@ def test_websocket_over_tls_both_sides(pki, kiosk_cert, start_idlegate):
         assert any("Secure" in v for v in header(headers, "set-cookie"))
         for payload in (b'{"event_name":"subscribe"}', bytes(range(256)) * 400):
             c.send(ws_frame(1, payload))
-            h = c._take(2)
-            n = h[1] & 0x7F
-            if n == 126:
-                n = int.from_bytes(c._take(2), "big")
-            elif n == 127:
-                n = int.from_bytes(c._take(8), "big")
-            assert c._take(n) == payload
+            assert c.ws_frame() == (1, payload)
     finally:
         o.stop()
 
