@@ -93,6 +93,9 @@ extension Config {
         "/web/webclient/version_info",   // periodic version checks
         "/web/static/", "/web/assets/",  // static files and asset bundles
         "/web/image", "/web/content",    // images and files pulled in by pages already counted
+        // Odoo 18's service worker fetches these on its own (seen in a real Chromium on a real Odoo 18):
+        // the browser's doing, not a person's.
+        "/web/service-worker.js", "/odoo/offline",
     ]
 
 }

@@ -35,10 +35,11 @@ struct PolicyTests {
         ("/bus/websocket_worker_bundle", .passive), ("/calendar/notify", .passive),
         ("/web/webclient/version_info", .passive), ("/web/image/res.partner/3/avatar_128", .passive),
         ("/web/dataset/call_kw/res.partner/read", .activity), ("/odoo/discuss", .activity), ("/", .activity),
+        ("/web/service-worker.js", .passive), ("/odoo/offline", .passive), ("/odoo/offline-notes", .activity),
     ])
     func routeClasses(_ path: String, _ expected: RouteClass) throws {
         let defaultPassive = ["/websocket", "/longpolling", "/bus/", "/calendar/notify", "/web/webclient/version_info",
-                              "/web/static/", "/web/assets/", "/web/image", "/web/content"]
+                              "/web/static/", "/web/assets/", "/web/image", "/web/content", "/web/service-worker.js", "/odoo/offline"]
         #expect(RouteClass.Table(passive: defaultPassive).classify(path[...]) == expected)
     }
 }

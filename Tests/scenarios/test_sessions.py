@@ -97,9 +97,11 @@ def test_passive_traffic_does_not_keep_a_session_alive(prefork, start_idlegate):
     while time.time() < end:  # background traffic only: checked, never counted
         assert not expired(call_kw(ig, f"session_id={sid}", target="/web/webclient/version_info")[2])
         assert not expired(call_kw(ig, f"session_id={sid}", target="/websocket/peek_notifications")[2])
-        c = Client(ig.connect())
-        c.send(f"GET /web/static/img/logo.png HTTP/1.1\r\nHost: odoo.test\r\nCookie: session_id={sid}\r\n\r\n".encode())
-        c.response()
+        # Static files, and what Odoo 18's service worker fetches on its own.
+        for path in ("/web/static/img/logo.png", "/web/service-worker.js", "/odoo/offline"):
+            c = Client(ig.connect())
+            c.send(f"GET {path} HTTP/1.1\r\nHost: odoo.test\r\nCookie: session_id={sid}\r\n\r\n".encode())
+            c.response()
         time.sleep(0.3)
     time.sleep(0.9)  # 2.4 s since the login, 0.6 s since the last background request
     assert expired(call_kw(ig, f"session_id={sid}")[2])
