@@ -41,6 +41,11 @@ public struct Config: Sendable, Equatable {
     public var idleTimeout: Int64 = 15 * 60_000
     /// The default policy's absolute lifetime; 0 = none. Default none.
     public var maxLifetime: Int64 = 0
+    /// The default policy's kiosk screen guard: a warning before the idle logout and a page that clears
+    /// itself when it comes (enforce mode only). Default off.
+    public var screenGuard: Bool = false
+    /// How long before the logout the screen guard warns. Default 60 s.
+    public var warnBefore: Int64 = 60_000
     /// Named policies, first match wins. Default none.
     public var policies: [PolicyConfig] = []
     /// Ids never seen before: adopted with a fresh clock, or refused (strict kiosks). Default adopt.

@@ -158,6 +158,8 @@ extension Config {
             case "mode": mode = try Self.mode(value, key)
             case "idle_timeout": idleTimeout = try Self.positiveDuration(value, key)
             case "max_lifetime": maxLifetime = try Self.duration(value, key)
+            case "screen_guard": screenGuard = try Self.bool(value, key)
+            case "warn_before": warnBefore = try Self.positiveDuration(value, key)
             case "policies":
                 guard let list = value as? [Any] else { throw ConfigError(key, "must be a list of policies") }
                 policies = []
@@ -332,7 +334,8 @@ extension Config {
 
     static func policy(_ v: Any, _ path: String, defaults: Config) throws(ConfigError) -> PolicyConfig {
         let m = try mapping(v, path)
-        var p = PolicyConfig(name: "", idleTimeout: defaults.idleTimeout, maxLifetime: defaults.maxLifetime, mode: defaults.mode)
+        var p = PolicyConfig(name: "", idleTimeout: defaults.idleTimeout, maxLifetime: defaults.maxLifetime, mode: defaults.mode,
+                             screenGuard: defaults.screenGuard, warnBefore: defaults.warnBefore)
         for (key, value) in m.sorted(by: { $0.key < $1.key }) {
             let k = "\(path).\(key)"
             switch key {
@@ -340,6 +343,8 @@ extension Config {
             case "idle_timeout": p.idleTimeout = try positiveDuration(value, k)
             case "max_lifetime": p.maxLifetime = try duration(value, k)
             case "mode": p.mode = try mode(value, k)
+            case "screen_guard": p.screenGuard = try bool(value, k)
+            case "warn_before": p.warnBefore = try positiveDuration(value, k)
             case "match":
                 for (mk, mv) in try mapping(value, k).sorted(by: { $0.key < $1.key }) {
                     let mp = "\(k).\(mk)"
@@ -418,6 +423,13 @@ extension Config {
             throw ConfigError("limits.request_line", "is larger than limits.header_bytes")
         }
         try validateTLS()
+        for (i, p) in ([defaultPolicy] + policies).enumerated() where p.screenGuard {
+            let key = i == 0 ? "warn_before" : "policies[\(i - 1)].warn_before"
+            if p.warnBefore < 5_000 { throw ConfigError(key, "must be at least 5s (time to read the warning)") }
+            if p.warnBefore >= p.idleTimeout {
+                throw ConfigError(key, "must be shorter than the idle window (\(Config.formatDuration(p.idleTimeout)))")
+            }
+        }
     }
 
     private func validateTLS() throws(ConfigError) {

@@ -47,6 +47,8 @@ extension Config {
             "mode: \(q(mode.rawValue))",
             "idle_timeout: \(d(idleTimeout))",
             "max_lifetime: \(d(maxLifetime))",
+            "screen_guard: \(screenGuard)",
+            "warn_before: \(d(warnBefore))",
         ]
         if policies.isEmpty {
             lines.append("policies: []")
@@ -61,6 +63,8 @@ extension Config {
                 lines.append("    idle_timeout: \(d(p.idleTimeout))")
                 lines.append("    max_lifetime: \(d(p.maxLifetime))")
                 lines.append("    mode: \(q(p.mode.rawValue))")
+                lines.append("    screen_guard: \(p.screenGuard)")
+                lines.append("    warn_before: \(d(p.warnBefore))")
             }
         }
         lines += [

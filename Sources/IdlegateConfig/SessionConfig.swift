@@ -35,13 +35,20 @@ public struct PolicyConfig: Sendable, Equatable {
     /// Absolute lifetime in ms; 0 = none.
     public var maxLifetime: Int64
     public var mode: EnforcementMode
+    /// The kiosk screen guard on this policy's HTML pages (enforce mode only).
+    public var screenGuard: Bool
+    /// How long before the logout the guard warns, in ms.
+    public var warnBefore: Int64
 
-    public init(name: String, match: PolicyMatch = PolicyMatch(), idleTimeout: Int64, maxLifetime: Int64 = 0, mode: EnforcementMode = .enforce) {
+    public init(name: String, match: PolicyMatch = PolicyMatch(), idleTimeout: Int64, maxLifetime: Int64 = 0, mode: EnforcementMode = .enforce,
+                screenGuard: Bool = false, warnBefore: Int64 = 60_000) {
         self.name = name
         self.match = match
         self.idleTimeout = idleTimeout
         self.maxLifetime = maxLifetime
         self.mode = mode
+        self.screenGuard = screenGuard
+        self.warnBefore = warnBefore
     }
 }
 
@@ -76,7 +83,7 @@ public struct CookieSettings: Sendable, Equatable {
 extension Config {
     /// The default policy, for requests no named policy matches.
     public var defaultPolicy: PolicyConfig {
-        PolicyConfig(name: "default", idleTimeout: idleTimeout, maxLifetime: maxLifetime, mode: mode)
+        PolicyConfig(name: "default", idleTimeout: idleTimeout, maxLifetime: maxLifetime, mode: mode, screenGuard: screenGuard, warnBefore: warnBefore)
     }
 
     /// The longest window any policy allows (ms): records idle past it can be swept.

@@ -22,14 +22,18 @@ public struct PolicySet: Sendable {
         public let name: String
         public let mode: Mode
         public let limits: SessionLimits
+        /// The kiosk screen guard's warning time (ms) when it is on for this policy.
+        public let screenGuard: Int64?
         let networks: [CIDR]
         let hosts: [String]
         let paths: [[UInt8]]
 
-        public init(name: String, mode: Mode, limits: SessionLimits, networks: [CIDR] = [], hosts: [String] = [], paths: [String] = []) {
+        public init(name: String, mode: Mode, limits: SessionLimits, screenGuard: Int64? = nil, networks: [CIDR] = [], hosts: [String] = [],
+                    paths: [String] = []) {
             self.name = name
             self.mode = mode
             self.limits = limits
+            self.screenGuard = screenGuard
             self.networks = networks
             self.hosts = hosts.map { $0.lowercased() }
             self.paths = paths.map { Array($0.utf8) }
@@ -44,7 +48,7 @@ public struct PolicySet: Sendable {
     /// `policies` in order (first match wins), then `fallback` for every request none matches.
     public init(_ policies: [Policy], fallback: Policy) {
         self.policies = policies
-        self.fallback = Policy(name: fallback.name, mode: fallback.mode, limits: fallback.limits)
+        self.fallback = Policy(name: fallback.name, mode: fallback.mode, limits: fallback.limits, screenGuard: fallback.screenGuard)
         needsHost = policies.contains { !$0.hosts.isEmpty }
     }
 

@@ -108,6 +108,10 @@ public struct Verdict: Sendable {
     public var route = RouteClass.activity
     /// The policy's name (log lines, metrics, audit events).
     public var policy = "default"
+    /// The kiosk screen guard's warning time (ms), when the policy guards this request's pages (enforce only).
+    public var screenGuard: Int64? = nil
+    /// What the store said of a live session: how long it has left before it expires (ms).
+    public var remaining: Int64? = nil
     /// The client address the request is attributed to (audit events, log lines).
     public var client = ""
     public var events: [SessionEvent] = []
@@ -169,6 +173,7 @@ public enum SessionCheck {
         d.limits = policy.limits
         d.policy = policy.name
         d.mode = policy.mode
+        d.screenGuard = policy.mode == .enforce ? policy.screenGuard : nil
         d.client = r.clientText
         let cookie = SessionCookie(fields, isSessionID: SessionIDShape.isValid)
         if cookie.conflict {
@@ -229,13 +234,15 @@ public enum SessionCheck {
     public static func settle(_ d: inout Verdict, _ answer: SessionVerdict, _ r: SessionRequest, rules: SessionRules) {
         guard let key = d.key else { return }
         switch answer {
-        case .active(let gap):
+        case .active(let gap, let remaining):
+            d.remaining = remaining
             if gap >= rules.activityFloor && (d.route == .activity || d.route == .login) {
                 d.events.append(.activityResumed(idle: gap, window: d.limits.idle))
             }
             return
         case .adopted:
             d.events.append(.firstSeen)
+            d.remaining = d.limits.maxLifetime > 0 ? min(d.limits.idle, d.limits.maxLifetime) : d.limits.idle
             return
         case .expired(let idle, let reason, let window):
             d.events.append(.expired(idle: idle, reason: reason, window: window, enforced: d.enforce))

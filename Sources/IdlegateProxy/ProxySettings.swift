@@ -88,7 +88,7 @@ extension PolicySet {
     init(config: Config) {
         func policy(_ p: PolicyConfig) -> Policy {
             Policy(name: p.name, mode: Mode(p.mode), limits: SessionLimits(idle: p.idleTimeout, maxLifetime: p.maxLifetime),
-                   networks: p.match.cidrs, hosts: p.match.hosts, paths: p.match.paths)
+                   screenGuard: p.screenGuard ? p.warnBefore : nil, networks: p.match.cidrs, hosts: p.match.hosts, paths: p.match.paths)
         }
         self.init(config.policies.map(policy), fallback: policy(config.defaultPolicy))
     }

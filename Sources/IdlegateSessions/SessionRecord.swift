@@ -42,6 +42,13 @@ public struct SessionRecord: Sendable, Equatable {
         if m != 0 && (maxLifetime.millis == 0 || m < maxLifetime.millis) { maxLifetime = Int32Millis(m) }
     }
 
+    /// How long the session has left at `now` before its idle window or its lifetime ends (ms, ≥ 0).
+    public func remaining(at now: Int64) -> Int64 {
+        var left = idle.millis - (now - lastActive)
+        if maxLifetime.value != 0 { left = min(left, maxLifetime.millis - (now - started)) }
+        return max(0, left)
+    }
+
     /// Why the session is over at `now`, if it is.
     public func expiry(at now: Int64) -> ExpiryReason? {
         if now - lastActive > idle.millis { return .idle }

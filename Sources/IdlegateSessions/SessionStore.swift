@@ -1,7 +1,9 @@
 /// What the table decided about one request's session.
 public enum SessionVerdict: Sendable, Equatable {
-    /// A session seen before and still within its limits; `idleFor` is the gap before this request (ms).
-    case active(idleFor: Int64)
+    /// A session seen before and still within its limits; `idleFor` is the gap before this request, and
+    /// `remaining` how long the session now has before it expires (idle window or lifetime, whichever
+    /// ends first; after this request's touch, if it was activity), both in ms.
+    case active(idleFor: Int64, remaining: Int64)
     /// Not seen before and adopted with a fresh clock (unknown_sessions: adopt).
     case adopted
     /// Not seen before and refused (unknown_sessions: reject).

@@ -85,7 +85,7 @@ public final class SessionTable: SessionStore, @unchecked Sendable {
                     return .expired(idleFor: gap, reason: reason, window: reason == .idle ? r.idle.millis : r.maxLifetime.millis)
                 }
                 if activity && gap > 0 { r.lastActive = now }  // a touch writes one timestamp
-                return .active(idleFor: max(0, gap))
+                return .active(idleFor: max(0, gap), remaining: r.remaining(at: now))
             }
         }
     }

@@ -45,23 +45,23 @@ struct SessionCheckTests {
     }
 
     @Test func cookieLinesNamingTwoSessionsAreRefused() throws {
-        let (v, q) = decide(try request(cookie: ["tz=UTC", "session_id=\(Self.sid)"]), rules(), store: .active(idleFor: 0))
+        let (v, q) = decide(try request(cookie: ["tz=UTC", "session_id=\(Self.sid)"]), rules(), store: .active(idleFor: 0, remaining: 900_000))
         #expect(q == nil)
         #expect(v.action == .refuse(status: 400, reason: "Cookie lines name different sessions on Odoo's two ports"))
     }
 
     @Test func aLiveSessionIsForwardedAndAReturnIsAnEvent() throws {
         let r = try request()
-        let (v, q) = decide(r, rules(), store: .active(idleFor: 120_000))
+        let (v, q) = decide(r, rules(), store: .active(idleFor: 120_000, remaining: 900_000))
         #expect(q == StoreQuery(key: Self.deriver.key(for: Array(Self.sid.utf8)[...]), limits: SessionLimits(idle: 900_000), activity: true, unknown: .adopt))
         #expect(v.action == .forward && v.destroy == nil && v.storeChange == nil)
         #expect(v.events == [.activityResumed(idle: 120_000, window: 900_000)])
-        #expect(decide(r, rules(), store: .active(idleFor: 5_000)).0.events.isEmpty)  // under the floor
-        #expect(!SessionCheck.needsConfirmation(.active(idleFor: 1)) && !SessionCheck.needsConfirmation(.adopted))
+        #expect(decide(r, rules(), store: .active(idleFor: 5_000, remaining: 900_000)).0.events.isEmpty)  // under the floor
+        #expect(!SessionCheck.needsConfirmation(.active(idleFor: 1, remaining: 900_000)) && !SessionCheck.needsConfirmation(.adopted))
     }
 
     @Test func passiveTrafficDoesNotCountAsActivity() throws {
-        let (_, q) = decide(try request("GET", "/web/image/res.partner/3", json: false), rules(), store: .active(idleFor: 0))
+        let (_, q) = decide(try request("GET", "/web/image/res.partner/3", json: false), rules(), store: .active(idleFor: 0, remaining: 900_000))
         #expect(q?.activity == false)
     }
 
@@ -108,7 +108,7 @@ struct SessionCheckTests {
     }
 
     @Test func setCookieStartsANewSessionOrRefusesARevival() throws {
-        let (v, _) = decide(try request("POST", "/web/session/authenticate"), rules(), store: .active(idleFor: 0))
+        let (v, _) = decide(try request("POST", "/web/session/authenticate"), rules(), store: .active(idleFor: 0, remaining: 900_000))
         let value = "session_id=\(Self.other); Path=/; HttpOnly"
         let new = try #require(SessionCheck.newSession(in: value, of: v) { Self.deriver.key(for: $0) })
         #expect(String(decoding: new.id, as: UTF8.self) == Self.other)
@@ -125,7 +125,7 @@ struct SessionCheckTests {
     }
 
     @Test func logoutEndsOnlyWhenOdooAgreed() throws {
-        let (v, _) = decide(try request("GET", "/web/session/logout", json: false), rules(), store: .active(idleFor: 0))
+        let (v, _) = decide(try request("GET", "/web/session/logout", json: false), rules(), store: .active(idleFor: 0, remaining: 900_000))
         let key = Self.deriver.key(for: Array(Self.sid.utf8)[...])
         #expect(SessionCheck.logoutAnswered(v, status: 303)?.0 == .end(key))
         #expect(SessionCheck.logoutAnswered(v, status: 500) == nil)
@@ -133,6 +133,6 @@ struct SessionCheckTests {
 
     @Test func tunnelsCloseOnExpiryOrEnd() {
         #expect(SessionCheck.tunnel(.expired(idleFor: 5, reason: .idle, window: 4)) == (true, .tunnelExpired(idle: 5, reason: .idle, window: 4)))
-        #expect(SessionCheck.tunnel(.ended).close && !SessionCheck.tunnel(.active(idleFor: 0)).close)
+        #expect(SessionCheck.tunnel(.ended).close && !SessionCheck.tunnel(.active(idleFor: 0, remaining: 900_000)).close)
     }
 }

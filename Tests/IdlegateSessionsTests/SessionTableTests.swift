@@ -16,7 +16,7 @@ struct SessionTableTests {
         let k = key(1)
         #expect(t.check(k, now: clock.now(), limits: fifteen, activity: true, unknown: .adopt) == .adopted)
         clock.advance(seconds: 600)
-        #expect(t.check(k, now: clock.now(), limits: fifteen, activity: true, unknown: .adopt) == .active(idleFor: 600_000))
+        #expect(t.check(k, now: clock.now(), limits: fifteen, activity: true, unknown: .adopt) == .active(idleFor: 600_000, remaining: 900_000))
         clock.advance(seconds: 901)
         #expect(t.check(k, now: clock.now(), limits: fifteen, activity: true, unknown: .adopt) == .expired(idleFor: 901_000, reason: .idle, window: 900_000))
         // Replaying an expired id never revives it.
@@ -24,7 +24,27 @@ struct SessionTableTests {
         #expect(t.check(k, now: clock.now(), limits: fifteen, activity: true, unknown: .adopt) == .ended)
         // A new login (Odoo hands out a new id) starts afresh.
         #expect(t.start(key(100), now: clock.now(), limits: fifteen))
-        #expect(t.check(key(100), now: clock.now(), limits: fifteen, activity: true, unknown: .adopt) == .active(idleFor: 0))
+        #expect(t.check(key(100), now: clock.now(), limits: fifteen, activity: true, unknown: .adopt) == .active(idleFor: 0, remaining: 900_000))
+    }
+
+    /// What the screen guard is told: a passive check leaves the clock and reports what is left; activity
+    /// gives the whole window back; the lifetime caps it near its end.
+    @Test func remainingTimeForPassiveAndActiveChecks() {
+        let clock = ManualClock()
+        let t = SessionTable(longestWindow: 8 * 3_600_000)
+        let k = key(2)
+        #expect(t.start(k, now: clock.now(), limits: three))
+        clock.advance(seconds: 100)
+        #expect(t.check(k, now: clock.now(), limits: three, activity: false, unknown: .adopt) == .active(idleFor: 100_000, remaining: 80_000))
+        clock.advance(seconds: 50)  // passive again: still counted from the start
+        #expect(t.check(k, now: clock.now(), limits: three, activity: false, unknown: .adopt) == .active(idleFor: 150_000, remaining: 30_000))
+        #expect(t.check(k, now: clock.now(), limits: three, activity: true, unknown: .adopt) == .active(idleFor: 150_000, remaining: 180_000))
+        for _ in 0..<(8 * 60 - 5) {  // active every minute, up to 2.5 min before the 8 h lifetime
+            clock.advance(seconds: 60)
+            _ = t.check(k, now: clock.now(), limits: three, activity: true, unknown: .adopt)
+        }
+        clock.advance(seconds: 30)
+        #expect(t.check(k, now: clock.now(), limits: three, activity: true, unknown: .adopt) == .active(idleFor: 30_000, remaining: 120_000))
     }
 
     /// Regression (a real Odoo 18 behind idlegate): Odoo re-sends `Set-Cookie: session_id=<the id it
@@ -46,7 +66,7 @@ struct SessionTableTests {
         clock.advance(seconds: 3_601)
         #expect(t.sweep(now: clock.now()) == 2)
         #expect(t.start(expired, now: clock.now(), limits: fifteen))
-        #expect(t.check(expired, now: clock.now(), limits: fifteen, activity: true, unknown: .adopt) == .active(idleFor: 0))
+        #expect(t.check(expired, now: clock.now(), limits: fifteen, activity: true, unknown: .adopt) == .active(idleFor: 0, remaining: 900_000))
     }
 
     @Test func auditModeRestartsWhatItWouldHaveExpired() {
@@ -57,7 +77,7 @@ struct SessionTableTests {
         clock.advance(seconds: 901)
         if case .expired = t.check(k, now: clock.now(), limits: fifteen, activity: true, unknown: .adopt) {} else { Issue.record("not expired") }
         t.restart(k, now: clock.now(), limits: fifteen)
-        #expect(t.check(k, now: clock.now(), limits: fifteen, activity: true, unknown: .adopt) == .active(idleFor: 0))
+        #expect(t.check(k, now: clock.now(), limits: fifteen, activity: true, unknown: .adopt) == .active(idleFor: 0, remaining: 900_000))
     }
 
     @Test func passiveRequestsDoNotMoveTheClock() {

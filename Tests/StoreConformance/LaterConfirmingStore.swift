@@ -33,7 +33,7 @@ public final class LaterConfirmingStore: SessionStore, @unchecked Sendable {
         queue.asyncAfter(deadline: .now() + .milliseconds(delayMillis)) { [local] in
             if case .expired = verdict, seen(key) {
                 local.restart(key, now: now, limits: limits)
-                reply(.active(idleFor: 0))
+                reply(.active(idleFor: 0, remaining: limits.maxLifetime > 0 ? min(limits.idle, limits.maxLifetime) : limits.idle))
             } else {
                 reply(verdict)
             }

@@ -54,7 +54,7 @@ public enum StoreConformance {
             var bad: [String] = []
             if decide(s, k, now: c.now()) != .adopted { bad.append("first sight not adopted") }
             c.advance(seconds: 60)
-            if let v = decide(s, k, now: c.now()), v != .active(idleFor: 60_000) { bad.append("second request: \(v)") }
+            if let v = decide(s, k, now: c.now()), v != .active(idleFor: 60_000, remaining: 900_000) { bad.append("second request: \(v)") }
             if s.count != 1 { bad.append("count \(s.count), not 1") }
             return bad
         },
@@ -111,7 +111,7 @@ public enum StoreConformance {
             c.advance(seconds: 901)
             _ = decide(s, k, now: c.now())
             s.restart(k, now: c.now(), limits: fifteen)
-            return decide(s, k, now: c.now()) == .active(idleFor: 0) ? [] : ["not active after restart"]
+            return decide(s, k, now: c.now()) == .active(idleFor: 0, remaining: 900_000) ? [] : ["not active after restart"]
         },
         Case(name: "logout and kick end a session, known or not") { make in
             let s = make(900_000, 3_600_000), c = ManualClock()
