@@ -53,7 +53,7 @@ let package = Package(
         ]),
         // The flow: client connection state machine, routing, upstream pool, tunnels, error funnel.
         .target(name: "IdlegateProxy", dependencies: [
-            "IdlegateBase", "IdlegateIO", "IdlegateTLS", "IdlegateHTTP", "IdlegateConfig", "IdlegateSessions", "IdlegatePolicy", "IdlegateAudit",
+            "CZlib", "IdlegateBase", "IdlegateIO", "IdlegateTLS", "IdlegateHTTP", "IdlegateConfig", "IdlegateSessions", "IdlegatePolicy", "IdlegateAudit",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "CoreMetrics", package: "swift-metrics"),
         ], swiftSettings: hotPath),

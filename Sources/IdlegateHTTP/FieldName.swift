@@ -7,6 +7,8 @@ public enum FieldName: UInt8, Sendable {
     case xForwardedFor, xForwardedProto, xForwardedHost, forwarded, xRealIP
     /// HSTS: added to HTTPS responses that carry none (`tls.hsts`).
     case strictTransportSecurity
+    /// Read on HTML pages the screen guard may rewrite.
+    case contentEncoding, contentDisposition, contentSecurityPolicy
     /// Any name with an underscore. Odoo's HTTP server (werkzeug's `serving.py`) turns `-` and `_` alike
     /// into `_` in the WSGI environ, so `X_Openerp_Session_Id` or `X_Forwarded_Host` would reach Odoo
     /// as the header idlegate checked or dropped under its real name. A request's such fields are never
@@ -28,7 +30,7 @@ public enum FieldName: UInt8, Sendable {
     }
 
     /// The tags with a spelling: every case but `.other` and `.underscored`.
-    static let known = (FieldName.host.rawValue...FieldName.strictTransportSecurity.rawValue).map { FieldName(rawValue: $0)! }
+    static let known = (FieldName.host.rawValue...FieldName.contentSecurityPolicy.rawValue).map { FieldName(rawValue: $0)! }
     /// The tag whose spelling has this length (under 32) and first letter, by `length * 32 + letter & 0x1F`
     /// (no two spellings share both: checked as the table is built); `.other` for none.
     nonisolated(unsafe) static let candidates: UnsafePointer<FieldName> = {  // written once, then only read
@@ -69,6 +71,9 @@ public enum FieldName: UInt8, Sendable {
         case .forwarded: "forwarded"
         case .xRealIP: "x-real-ip"
         case .strictTransportSecurity: "strict-transport-security"
+        case .contentEncoding: "content-encoding"
+        case .contentDisposition: "content-disposition"
+        case .contentSecurityPolicy: "content-security-policy"
         case .other, .underscored: ""
         }
     }

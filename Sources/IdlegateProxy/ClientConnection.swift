@@ -264,7 +264,7 @@ final class ClientConnection: EventHandler {
         worker.outbox.counts.request(a.route, status: a.status)
         let audit = worker.settings.gate.audit
         switch a.cause {
-        case .expiry, .redirect:
+        case .expiry, .own:
             return
         case .refused:
             worker.logger.info("refused request from \(peer): \(a.status) \(a.reason)")

@@ -52,6 +52,10 @@ final class Exchange {
     var responseDone = false
     var upstreamReusable = true
     var switchToTunnel = false
+    /// A page the screen guard puts its script into as the body streams (after inflating it, when it
+    /// came compressed).
+    var injector: ScriptInjector?
+    var inflater: ContentInflater?
 
     /// `METHOD /path` for log lines (no query).
     var describe: String { Self.describe(method, logPath) }

@@ -78,7 +78,7 @@ extension SessionRules {
         case .strip: legacy = .strip
         case .check: legacy = .check
         }
-        self.init(policies: PolicySet(config: config), routes: RouteClass.Table(passive: config.passivePaths),
+        self.init(policies: PolicySet(config: config), routes: RouteClass.Table(passive: config.passivePaths + [ScreenGuard.statusPath]),
                   hardening: CookieHardening(CookieHardening.Settings(config.cookies)), unknown: UnknownSessions(config.unknownSessions),
                   legacy: legacy, destroyInOdoo: config.destroyInOdoo, activityFloor: auditing ? config.audit.activityFloor : .max)
     }

@@ -81,12 +81,14 @@ extension ConnectionMachine {
         guard var body = x.responseBody else { return }
         let framing = x.responseFraming
         let used = try body.decode(rest) { data in
+            if x.injector != nil { return try guardedBody(x, data) }
             if framing == .chunked { ChunkedEncoder.chunkHeader(data.count, into: &out.client) }
             out.client.append(contentsOf: data)
             if framing == .chunked { out.client.append(contentsOf: ChunkedEncoder.chunkEnd) }
         }
         x.responseBody = body
         if body.isDone {
+            finishGuardedBody(x)
             if framing == .chunked { out.client.append(contentsOf: ChunkedEncoder.lastChunk) }
             if used < rest.count { x.upstreamReusable = false }  // bytes past the response: not reusable
             x.responseDone = true
@@ -122,13 +124,14 @@ extension ConnectionMachine {
         let framing = try head.framing(requestMethod: x.method)
         countResponse(x, status: head.status)
         x.upstreamReusable = head.allowsReuse && framing != .untilClose && !x.isUpgrade
+        let guarding = framing != .none && startGuard(x, head, fields)
         head.writeStatusLine(into: &out.client)
-        writeResponseFields(x, fields, named: named)
+        writeResponseFields(x, fields, named: named, guarding: guarding)
         if x.session.logoutKey != nil { current.gate.logoutAnswered(x.session, status: head.status, method: x.method, path: x.logPath) }
         switch framing {
-        case .none, .length:
+        case .none, .length where !guarding:
             x.responseFraming = .passthrough
-        case .chunked, .untilClose:
+        case .length, .chunked, .untilClose:  // a guarded page's length changes: re-framed
             if x.clientVersion == .http11 {
                 x.responseFraming = .chunked
                 HTTPFields.writeField("Transfer-Encoding", "chunked", into: &out.client)
@@ -149,13 +152,30 @@ extension ConnectionMachine {
         if framing == .none { x.responseDone = true }
     }
 
-    /// The response's end-to-end fields, each Set-Cookie hardened (and a new session_id recorded).
-    func writeResponseFields(_ x: Exchange, _ fields: HTTPFields, named: [String]) {
+    /// The response's end-to-end fields, each Set-Cookie hardened (and a new session_id recorded). A page
+    /// the screen guard rewrites (`guarding`) loses its Content-Length (re-framed) and, when it was
+    /// inflated, its Content-Encoding; its CSP lets the script run.
+    func writeResponseFields(_ x: Exchange, _ fields: HTTPFields, named: [String], guarding: Bool = false) {
         var run = HTTPFields.Run()
         defer { fields.flush(&run, into: &out.client) }
         for i in 0..<fields.count {
             let known = fields.known(at: i)
             if HeaderRewriting.isHopByHop(fields, i, known, named: named) { continue }
+            if guarding {
+                switch known {
+                case .contentLength:
+                    fields.flush(&run, into: &out.client)
+                    continue
+                case .contentEncoding where x.inflater != nil:
+                    fields.flush(&run, into: &out.client)
+                    continue
+                case .contentSecurityPolicy:
+                    fields.flush(&run, into: &out.client)
+                    HTTPFields.writeField("Content-Security-Policy", ScreenGuard.allowingScript(fields.value(at: i)).csp, into: &out.client)
+                    continue
+                default: break
+                }
+            }
             guard known == .setCookie else {
                 fields.copy(i, &run, into: &out.client)
                 continue
@@ -176,11 +196,65 @@ extension ConnectionMachine {
         }
     }
 
+    // MARK: the screen guard's pages
+
+    /// Whether this response is a page the screen guard puts its script into; if so, sets up the
+    /// injector (with the CSP's nonce, if it runs scripts by nonce) and the inflater for a compressed one.
+    func startGuard(_ x: Exchange, _ head: ResponseHead, _ fields: HTTPFields) -> Bool {
+        guard let warn = x.session.screenGuard, ScreenGuard.guards(x.session, method: x.method, status: head.status, fields: fields) else { return false }
+        if let coding = fields.first(.contentEncoding)?.trimmingCharacters(in: " \t").lowercased(), coding != "identity" {
+            guard let inflater = ContentInflater(coding: coding) else {
+                // br or zstd, which idlegate cannot open: the page passes as it is (and says so).
+                out.actions.append(.log("screen guard: \(x.describe) came with Content-Encoding \(coding): passed unguarded"))
+                return false
+            }
+            x.inflater = inflater
+        }
+        var nonce: String? = nil
+        for i in 0..<fields.count where fields.known(at: i) == .contentSecurityPolicy {
+            if let n = ScreenGuard.allowingScript(fields.value(at: i)).nonce { nonce = n }
+        }
+        x.injector = ScriptInjector(snippet: ScreenGuard.snippet(warn: warn, nonce: nonce))
+        return true
+    }
+
+    /// A guarded page's body bytes: inflated if need be, the tag put in, written in the client's framing.
+    func guardedBody(_ x: Exchange, _ data: UnsafeRawBufferPointer) throws {
+        if let inflater = x.inflater {
+            try inflater.inflate(data) { injectAndWrite(x, $0) }
+        } else {
+            injectAndWrite(x, data)
+        }
+    }
+
+    private func injectAndWrite(_ x: Exchange, _ data: UnsafeRawBufferPointer) {
+        var piece: [UInt8] = []
+        x.injector!.feed(data, into: &piece)
+        writeBodyPiece(x, piece)
+    }
+
+    /// The end of a guarded page: the tag, if no `</head>` came.
+    func finishGuardedBody(_ x: Exchange) {
+        guard x.injector != nil else { return }
+        var piece: [UInt8] = []
+        x.injector!.finish(into: &piece)
+        x.injector = nil
+        writeBodyPiece(x, piece)
+    }
+
+    private func writeBodyPiece(_ x: Exchange, _ piece: [UInt8]) {
+        guard !piece.isEmpty else { return }
+        if x.responseFraming == .chunked { ChunkedEncoder.chunkHeader(piece.count, into: &out.client) }
+        out.client.append(contentsOf: piece)
+        if x.responseFraming == .chunked { out.client.append(contentsOf: ChunkedEncoder.chunkEnd) }
+    }
+
     func upstreamEOF(_ x: Exchange) {
         if var body = x.responseBody {
             if body.finishAtEOF() {
                 // A close-delimited body (HTTP/1.0 Odoo) ends here.
                 x.responseBody = body
+                finishGuardedBody(x)
                 if x.responseFraming == .chunked { out.client.append(contentsOf: ChunkedEncoder.lastChunk) }
                 x.upstreamReusable = false
                 x.responseDone = true

@@ -271,13 +271,29 @@ final class ConnectionMachine {
         if let port = redirectPort {
             // The same URL over https. A request body is left unread, so the connection then closes.
             let location = Self.httpsLocation(head, port: port)
-            answer(308, ErrorResponse.redirect(location), cause: .redirect, reason: "to https", route: nil,
+            answer(308, ErrorResponse.redirect(location), cause: .own, reason: "to https", route: nil,
                    request: Exchange.describe(head.method, head.path), keepAlive: framing == .none && head.wantsKeepAlive)
             return
         }
+        let path = head.path
+        if ScreenGuard.isOwn(path) {
+            // The screen guard's own paths: answered here, never forwarded. The status and extend calls
+            // go through the session check first (the first passive, the second a person's action).
+            let keep = framing == .none && head.wantsKeepAlive
+            if path == ScreenGuard.scriptPath && head.method == "GET" {
+                answer(200, ScreenGuard.scriptResponse, cause: .own, reason: "screen guard script", route: nil, request: nil, keepAlive: keep)
+                return
+            }
+            let known = (path == ScreenGuard.statusPath && head.method == "GET")
+                || (path == ScreenGuard.extendPath && head.method == "POST" && head.fields.first(named: "x-idlegate") == "1")
+            guard known else {
+                answer(404, ErrorResponse.bytes(404), cause: .refused, reason: "no such idlegate path", route: nil,
+                       request: Exchange.describe(head.method, path), keepAlive: false)
+                return
+            }
+        }
         let upgrade = upgradeProtocol(head, settings)
         let keepAlive = head.wantsKeepAlive && !closeAfterResponse && upgrade == nil
-        let path = head.path
         let (ip, text, https) = attribution(head, settings)
         let check = SessionRequest(head: head, path: path, client: ip, clientText: text, https: https,
                                    isUpgrade: upgrade != nil, keepAlive: keepAlive && framing == .none)
@@ -308,6 +324,11 @@ final class ConnectionMachine {
             // answer leaves unread means the connection cannot go on.
             answer(status, bytes, cause: .expiry, reason: "session expired", route: v.route, request: Exchange.describe(r.head.method, r.path),
                    keepAlive: r.check.keepAlive)  // no body left unread, no upgrade: the answer's own keep-alive
+            return
+        }
+        if ScreenGuard.isOwn(r.path) {  // the screen guard's status or extend call, checked above
+            answer(200, ScreenGuard.status(v, keepAlive: r.keepAlive), cause: .own, reason: "screen guard status", route: v.route,
+                   request: nil, keepAlive: r.keepAlive)
             return
         }
         forward(v, r)

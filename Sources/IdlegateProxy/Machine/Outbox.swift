@@ -65,8 +65,9 @@ final class Answered {
         case sessionLayer
         /// An expired or refused session got Odoo's own answer (logged and audited by the session gate).
         case expiry
-        /// A request on the plain-HTTP redirect listener, sent to https (308).
-        case redirect
+        /// An answer of idlegate's own that is no error: the redirect listener's 308, the screen guard's
+        /// script and status.
+        case own
     }
 
     let status: Int
