@@ -102,6 +102,9 @@ struct ConfigTests {
         Bad(yaml: "tls:\n  cert: c\n  key: k\n  certificates: [{cert: a}]", message: "tls.certificates[0].key: is required"),
         Bad(yaml: "tls:\n  cert: c\n  key: k\n  redirect_listen: 127.0.0.1:8080", message: "tls.redirect_listen: \"127.0.0.1:8080\" shares port 8080 with 127.0.0.1:8080"),
         Bad(yaml: "upstream_tls:\n  key: k", message: "upstream_tls.cert: is required with upstream_tls.key"),
+        Bad(yaml: "screen_guard: true\nidle_timeout: 1m\nwarn_before: 2m", message: "warn_before: must be shorter than the idle window (1m)"),
+        Bad(yaml: "policies:\n  - name: tills\n    idle_timeout: 2m\n    screen_guard: true\n    warn_before: 2s",
+            message: "policies[0].warn_before: must be at least 5s (time to read the warning)"),
         Bad(yaml: "listen: localhost", message: "listen[0]: \"localhost\" is not HOST:PORT"),
         Bad(yaml: "threads: many", message: "threads: must be a whole number"),
         Bad(yaml: "upstreem: http://x:1", message: "upstreem: unknown key"),
@@ -176,6 +179,7 @@ struct ExampleConfigTests {
         #expect(c.policies.map(\.name) == ["warehouse-terminals", "shop-tills"])
         #expect(c.policies[0].idleTimeout == 180_000 && c.policies[0].maxLifetime == 8 * 3_600_000)
         #expect(c.policies[1].match.paths == ["/odoo/point-of-sale", "/pos/"])
+        #expect(c.policies.allSatisfy { $0.screenGuard && $0.warnBefore == 60_000 } && !c.screenGuard)
     }
 
     @Test func auditOnly() throws {

@@ -12,6 +12,7 @@
 Every byte received is recorded, so a test can prove that a refused request reached it as not one byte.
 """
 import base64
+import gzip
 import hashlib
 import json
 import re
@@ -98,6 +99,9 @@ class FakeOdoo:
         self.mode = mode
         # An ssl.SSLContext: Odoo behind its own TLS (another host, reached over https).
         self.tls = tls
+        # The web client page (/odoo, /web): gzip-compressed, and with a Content-Security-Policy, if set.
+        self.page_gzip = False
+        self.page_csp = None
         self.server = server
         # A test's stand-in for a way past idlegate it did not see: the next request is served as this
         # session, and, as a real Odoo does, its answer re-sends that session's cookie.
@@ -277,8 +281,23 @@ class FakeOdoo:
         if path.startswith("/odoo"):
             if not uid:
                 return self._send(conn, "303 SEE OTHER", b"", [("Location", "/web/login?redirect=" + quote(req.target, safe=""))])
-            return self._send(conn, "200 OK", b"<html>web client</html>", [("Content-Type", "text/html")])
+            return self._web_client(conn)
         return None
+
+    WEB_CLIENT = (b'<!DOCTYPE html><html><head><meta charset="utf-8"><title>Odoo</title>'
+                  b'<script nonce="n0nc3">window.odooLoaded = true;</script></head>'
+                  b'<body><main id="customer-data"><h1>Customers</h1>'
+                  b'<p>ACME Corp, IBAN DE89 3704 0044 0532 0130 00, balance 12 345.00 EUR</p></main></body></html>')
+
+    def _web_client(self, conn):
+        """A page shaped like Odoo's web client: a head with an inline script, customer data in the body."""
+        body, headers = self.WEB_CLIENT, [("Content-Type", "text/html; charset=utf-8")]
+        if self.page_gzip:
+            body = gzip.compress(body)
+            headers.append(("Content-Encoding", "gzip"))
+        if self.page_csp:
+            headers.append(("Content-Security-Policy", self.page_csp))
+        return self._send(conn, "200 OK", body, headers)
 
     ODOO_PATHS = ("/web/login", "/web/session/", "/web/dataset/", "/odoo", "/web/webclient/version_info", "/websocket/peek_notifications")
 
