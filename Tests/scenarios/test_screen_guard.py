@@ -30,15 +30,21 @@ def browser():
     driver.quit()
 
 
+def load(browser, url):
+    """Navigates and waits until the new page has loaded."""
+    browser.get(url)
+    assert wait_for(lambda: browser.execute_script("return document.readyState") == "complete" and browser.current_url.startswith(url), 10)
+
+
 def open_web_client(browser, ig, odoo):
     """A logged-in session (made in the fake Odoo's store), its cookie set, and /odoo loaded: returns the
     session id and the time the page's request went out (its last activity)."""
     sid = odoo.login()
     base = f"http://127.0.0.1:{ig.port}"
-    browser.get(base + "/idlegate/none")  # any page of the origin, to set its cookie
+    load(browser, base + "/idlegate/none")  # any page of the origin, to set its cookie
     browser.add_cookie({"name": "session_id", "value": sid, "path": "/"})
     started = time.time()
-    browser.get(base + "/odoo")
+    load(browser, base + "/odoo")
     assert "ACME Corp" in browser.find_element("id", "customer-data").text
     # Where the clearing is seen: sessionStorage outlives the navigation to the login page (same origin).
     browser.execute_script("""
@@ -65,10 +71,19 @@ def warning_shown(browser):
     return bars[0].text if bars and bars[0].is_displayed() else None
 
 
+def dark_pixels(png):
+    """How many pixels of a screenshot are not near-white: what text and pictures cover."""
+    import io
+    from PIL import Image
+    image = Image.open(io.BytesIO(png)).convert("L")
+    return sum(1 for v in image.getdata() if v < 200)
+
+
 def test_idle_page_warns_then_clears_itself_and_the_server_agrees(browser, odoo, start_idlegate):
     ig = start_idlegate(odoo.url, config=GUARD)
     sid, started = open_web_client(browser, ig, odoo)
     assert browser.find_elements("css selector", 'script[src^="/idlegate/guard-"]')
+    with_data = dark_pixels(browser.get_screenshot_as_png())
     text = wait_for(lambda: warning_shown(browser), 9)
     warned = time.time() - started
     assert text and "signed out in 0:0" in text and "Stay signed in" in text
@@ -77,16 +92,19 @@ def test_idle_page_warns_then_clears_itself_and_the_server_agrees(browser, odoo,
     first = warning_shown(browser)
     time.sleep(1.2)
     assert warning_shown(browser) != first
-    # At the end, with no input: the page is covered, its body hidden, and the browser on the login form.
+    # At the end, with no input: the page is covered and its body hidden (seen by the observer, in the
+    # page's last moment), then the browser is on the login form, and the screen shows none of the data.
     assert wait_for(lambda: "/web/login" in browser.current_url, 8)
     cleared = time.time() - started
     assert 10.0 <= cleared <= 12.5, cleared  # within 2 s of the server's expiry (plus the load's own time)
     seen = json.loads(browser.execute_script("return sessionStorage.getItem('cleared')"))
     assert seen["bodyHidden"] and seen["coverOpaque"] == "rgb(255, 255, 255)" and not seen["dataInCover"]
     assert "ACME" not in browser.page_source
-    shot = browser.get_screenshot_as_png()
-    assert shot[:8] == b"\x89PNG\r\n\x1a\n"
-    assert expired(call_kw(ig, f"session_id={sid}")[2])  # the server refuses the old cookie
+    after = dark_pixels(browser.get_screenshot_as_png())
+    assert after < with_data / 3, (after, with_data)
+    browser.get(f"http://127.0.0.1:{ig.port}/odoo")  # the old cookie: the server sends it to the login form
+    assert "/web/login" in browser.current_url and "ACME" not in browser.page_source
+    assert expired(call_kw(ig, f"session_id={sid}")[2])  # and refuses it for JSON-RPC
 
 
 def test_stay_signed_in_keeps_the_session(browser, odoo, start_idlegate):
@@ -105,7 +123,7 @@ def test_two_tabs_share_activity_and_clear_together(browser, odoo, start_idlegat
     sid, started = open_web_client(browser, ig, odoo)
     first = browser.current_window_handle
     browser.switch_to.new_window("tab")
-    browser.get(f"http://127.0.0.1:{ig.port}/odoo")
+    load(browser, f"http://127.0.0.1:{ig.port}/odoo")
     second = browser.current_window_handle
     time.sleep(max(0, started + 4 - time.time()))
     browser.switch_to.window(first)
