@@ -82,9 +82,7 @@ extension ConnectionMachine {
         let framing = x.responseFraming
         let used = try body.decode(rest) { data in
             if x.injector != nil { return try guardedBody(x, data) }
-            if framing == .chunked { ChunkedEncoder.chunkHeader(data.count, into: &out.client) }
-            out.client.append(contentsOf: data)
-            if framing == .chunked { out.client.append(contentsOf: ChunkedEncoder.chunkEnd) }
+            writeBody(framing, data)
         }
         x.responseBody = body
         if body.isDone {
@@ -228,25 +226,24 @@ extension ConnectionMachine {
     }
 
     private func injectAndWrite(_ x: Exchange, _ data: UnsafeRawBufferPointer) {
-        var piece: [UInt8] = []
-        x.injector!.feed(data, into: &piece)
-        writeBodyPiece(x, piece)
+        let framing = x.responseFraming
+        x.injector!.feed(data) { writeBody(framing, $0) }
     }
 
     /// The end of a guarded page: the tag, if no `</head>` came.
     func finishGuardedBody(_ x: Exchange) {
         guard x.injector != nil else { return }
-        var piece: [UInt8] = []
-        x.injector!.finish(into: &piece)
+        let framing = x.responseFraming
+        x.injector!.finish { writeBody(framing, $0) }
         x.injector = nil
-        writeBodyPiece(x, piece)
     }
 
-    private func writeBodyPiece(_ x: Exchange, _ piece: [UInt8]) {
-        guard !piece.isEmpty else { return }
-        if x.responseFraming == .chunked { ChunkedEncoder.chunkHeader(piece.count, into: &out.client) }
-        out.client.append(contentsOf: piece)
-        if x.responseFraming == .chunked { out.client.append(contentsOf: ChunkedEncoder.chunkEnd) }
+    /// Body bytes to the client in its framing (a chunk each when re-framed).
+    @inline(__always) func writeBody(_ framing: Exchange.ResponseFraming, _ data: UnsafeRawBufferPointer) {
+        guard !data.isEmpty else { return }
+        if framing == .chunked { ChunkedEncoder.chunkHeader(data.count, into: &out.client) }
+        out.client.append(contentsOf: data)
+        if framing == .chunked { out.client.append(contentsOf: ChunkedEncoder.chunkEnd) }
     }
 
     func upstreamEOF(_ x: Exchange) {

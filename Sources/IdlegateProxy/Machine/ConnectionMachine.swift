@@ -104,6 +104,8 @@ final class ConnectionMachine {
         let upgrade: String?
         let keepAlive: Bool
         let expectsContinue: Bool
+        /// The screen guard's status or extend call: answered by idlegate once the session is checked.
+        let guardCall: Bool
     }
 
     var now: Int64 { time.now }
@@ -276,7 +278,8 @@ final class ConnectionMachine {
             return
         }
         let path = head.path
-        if ScreenGuard.isOwn(path) {
+        let own = ScreenGuard.isOwn(path)
+        if own {
             // The screen guard's own paths: answered here, never forwarded. The status and extend calls
             // go through the session check first (the first passive, the second a person's action).
             let keep = framing == .none && head.wantsKeepAlive
@@ -298,7 +301,7 @@ final class ConnectionMachine {
         let check = SessionRequest(head: head, path: path, client: ip, clientText: text, https: https,
                                    isUpgrade: upgrade != nil, keepAlive: keepAlive && framing == .none)
         pending = PendingRequest(check: check, framing: framing, upgrade: upgrade, keepAlive: keepAlive,
-                                 expectsContinue: head.expectsContinue && framing != .none)
+                                 expectsContinue: head.expectsContinue && framing != .none, guardCall: own)
         phase = .checkingSession
         arm(.upstream, settings.timeouts.upstreamResponse)
         out.actions.append(.checkSession)
@@ -326,7 +329,7 @@ final class ConnectionMachine {
                    keepAlive: r.check.keepAlive)  // no body left unread, no upgrade: the answer's own keep-alive
             return
         }
-        if ScreenGuard.isOwn(r.path) {  // the screen guard's status or extend call, checked above
+        if r.guardCall {
             answer(200, ScreenGuard.status(v, keepAlive: r.keepAlive), cause: .own, reason: "screen guard status", route: v.route,
                    request: nil, keepAlive: r.keepAlive)
             return

@@ -90,7 +90,7 @@ enum ScreenGuard {
 
 /// Puts the guard's tag into an HTML body as it streams: just before the first `</head>` (any case), or
 /// at the end when there is none (a script after the last tag still runs). Holds back at most the six
-/// bytes that might start a `</head>` split across pieces; nothing else is buffered.
+/// bytes that might start a `</head>` split across pieces; once the tag is in, pieces pass as they come.
 struct ScriptInjector {
     let snippet: [UInt8]
     private(set) var injected = false
@@ -99,42 +99,38 @@ struct ScriptInjector {
 
     init(snippet: [UInt8]) { self.snippet = snippet }
 
-    mutating func feed(_ data: UnsafeRawBufferPointer, into out: inout [UInt8]) {
-        guard !injected else {
-            out.append(contentsOf: data)
-            return
-        }
-        let text = held + Array(data)
+    /// Hands `data` on through `emit`, the tag put in where the marker begins.
+    mutating func feed(_ data: UnsafeRawBufferPointer, emit: (UnsafeRawBufferPointer) -> Void) {
+        guard !injected else { return emit(data) }
+        let text = held + data
         held.removeAll()
-        let m = Self.marker
-        var i = 0
-        while i + m.count <= text.count {
-            if text[i] == m[0] && Self.matches(text, at: i) {
-                out.append(contentsOf: text[..<i])
-                out.append(contentsOf: snippet)
-                out.append(contentsOf: text[i...])
+        text.withUnsafeBytes { t in
+            let m = Self.marker
+            if let i = (0..<max(0, t.count - m.count + 1)).first(where: { Self.matches(t, at: $0) }) {
+                emit(UnsafeRawBufferPointer(rebasing: t[..<i]))
+                snippet.withUnsafeBytes(emit)
+                emit(UnsafeRawBufferPointer(rebasing: t[i...]))
                 injected = true
                 return
             }
-            i += 1
+            // A `</head>` may begin in the last bytes: keep them for the next piece.
+            let keep = min(m.count - 1, t.count)
+            emit(UnsafeRawBufferPointer(rebasing: t[..<(t.count - keep)]))
+            held = Array(t[(t.count - keep)...])
         }
-        // A `</head>` may begin in the last bytes: keep them for the next piece.
-        let keep = min(m.count - 1, text.count)
-        out.append(contentsOf: text[..<(text.count - keep)])
-        held = Array(text[(text.count - keep)...])
     }
 
     /// The end of the body: what was held, and the tag if no `</head>` came.
-    mutating func finish(into out: inout [UInt8]) {
-        out.append(contentsOf: held)
+    mutating func finish(emit: (UnsafeRawBufferPointer) -> Void) {
+        held.withUnsafeBytes(emit)
         held.removeAll()
         if !injected {
-            out.append(contentsOf: snippet)
+            snippet.withUnsafeBytes(emit)
             injected = true
         }
     }
 
-    private static func matches(_ t: [UInt8], at i: Int) -> Bool {
+    private static func matches(_ t: UnsafeRawBufferPointer, at i: Int) -> Bool {
         for k in 0..<marker.count where t[i + k] | (k >= 2 ? 0x20 : 0) != marker[k] { return false }
         return true
     }
