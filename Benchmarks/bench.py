@@ -189,6 +189,14 @@ class Fleet:
                 os.killpg(p.pid, signal.SIGKILL)
 
 
+def idlegate_command(binary, port, workers, state_dir, extra=()):
+    """idlegate in front of the stand-in upstream on `port`, its admin API on `port + 80`, with a fresh
+    state directory (a reused one holds earlier sessions, rightly expired by now)."""
+    return [binary, "serve", "--threads", str(workers), "--listen", f"127.0.0.1:{port}",
+            "--upstream", f"http://127.0.0.1:{UPSTREAM}", "--websocket-upstream", f"http://127.0.0.1:{UPSTREAM}",
+            "--admin-listen", f"127.0.0.1:{port + 80}", "--state-dir", state_dir, *extra]
+
+
 def cpu_seconds(session):
     """User and system CPU seconds used so far by every process of one session (a proxy and its workers)."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -255,10 +263,7 @@ def main():
             proxies.append((name, binary, extra))
         for i, (name, binary, extra) in enumerate(proxies):
             port = IDLEGATE + i
-            # A fresh state directory per run: a reused one holds earlier sessions, rightly expired by now.
-            cmd = [binary, "serve", "--threads", str(args.workers), "--listen", f"127.0.0.1:{port}",
-                   "--upstream", f"http://127.0.0.1:{UPSTREAM}", "--websocket-upstream", f"http://127.0.0.1:{UPSTREAM}",
-                   "--admin-listen", f"127.0.0.1:{port + 80}", "--state-dir", f"{work}/state-{name}"] + shlex.split(extra)
+            cmd = idlegate_command(binary, port, args.workers, f"{work}/state-{name}", shlex.split(extra))
             sessions[name] = len(fleet.procs)
             fleet.start(name, cmd, port, f"{work}/{name}.log")
             targets.append((name, port))

@@ -96,9 +96,7 @@ def main():
             fleet = bench.Fleet()
             try:
                 fleet.start("nginx", ["nginx", "-c", nginx_tls_conf(work, cert, key)], NGINX, f"{work}/nginx-{kind}.log")
-                fleet.start("idlegate", [args.idlegate, "serve", "--threads", "1", "--listen", f"127.0.0.1:{IDLEGATE}",
-                                         "--upstream", f"http://127.0.0.1:{bench.UPSTREAM}", "--admin-listen", f"127.0.0.1:{IDLEGATE + 80}",
-                                         "--state-dir", f"{work}/state-{kind}", "--tls-cert", cert, "--tls-key", key],
+                fleet.start("idlegate", bench.idlegate_command(args.idlegate, IDLEGATE, 1, f"{work}/state-{kind}", ["--tls-cert", cert, "--tls-key", key]),
                             IDLEGATE, f"{work}/idlegate-{kind}.log")
                 targets = [("idlegate", IDLEGATE), ("nginx", NGINX)]
                 sessions = {"nginx": fleet.procs[0].pid, "idlegate": fleet.procs[1].pid}

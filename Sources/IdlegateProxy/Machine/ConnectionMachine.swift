@@ -134,7 +134,7 @@ final class ConnectionMachine {
     }
 
     /// The scheme the browser used to reach idlegate.
-    var scheme: String { overTLS ? "https" : current.publicScheme.rawValue }
+    func scheme(_ settings: ProxySettings) -> String { overTLS ? "https" : settings.publicScheme.rawValue }
 
     func arm(_ kind: DeadlineKind, _ millis: Int64) {
         deadlineKind = kind
@@ -584,7 +584,7 @@ final class ConnectionMachine {
     func forwardedPairs(_ head: RequestHead) -> [(String, String)] {
         let f = head.fields
         let host = f.first(.host) ?? ""
-        let scheme = self.scheme
+        let scheme = scheme(current)
         if peer.trusted {
             let chain = f.values(.xForwardedFor).joined(separator: ", ")
             return [("X-Forwarded-For", chain.isEmpty ? peer.host : chain),
@@ -632,7 +632,7 @@ final class ConnectionMachine {
         let settings = current
         if head.version == .http10 && !fields.contains(.host) { HTTPFields.writeField("Host", settings.upstreamAuthority, into: &out) }
         if case .rebuilt(.some(let cookie)) = session.cookie { HTTPFields.writeField("Cookie", cookie, into: &out) }
-        HeaderRewriting.writeForwarded(fields, peerHost: peer.host, trusted: trusted, scheme: scheme, into: &out)
+        HeaderRewriting.writeForwarded(fields, peerHost: peer.host, trusted: trusted, scheme: scheme(settings), into: &out)
         if x.requestChunked { HTTPFields.writeField("Transfer-Encoding", "chunked", into: &out) }
         if let upgrade = x.upgrade {
             HTTPFields.writeField("Connection", "upgrade", into: &out)
