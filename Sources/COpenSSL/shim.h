@@ -22,7 +22,6 @@ static inline long idg_ctx_set_servername_callback(SSL_CTX *c, int (*cb)(SSL *, 
     return SSL_CTX_set_tlsext_servername_callback(c, cb);
 }
 static inline int idg_set_host_name(SSL *s, const char *name) { return (int)SSL_set_tlsext_host_name(s, name); }
-static inline int idg_ctx_add_extra_chain_cert(SSL_CTX *c, X509 *x) { return (int)SSL_CTX_add_extra_chain_cert(c, x); }
 static inline int idg_ctx_get_extra_chain_certs(SSL_CTX *c, STACK_OF(X509) **chain) { return (int)SSL_CTX_get_extra_chain_certs(c, chain); }
 static inline int idg_x509_stack_count(STACK_OF(X509) *s) { return s ? sk_X509_num(s) : 0; }
 static inline X509 *idg_x509_stack_at(STACK_OF(X509) *s, int i) { return sk_X509_value(s, i); }
@@ -36,7 +35,6 @@ static const uint64_t IDG_OP_NO_TICKET = SSL_OP_NO_TICKET;
 static const uint64_t IDG_OP_NO_RENEGOTIATION = SSL_OP_NO_RENEGOTIATION;
 static const uint64_t IDG_OP_IGNORE_UNEXPECTED_EOF = SSL_OP_IGNORE_UNEXPECTED_EOF;
 static const uint64_t IDG_OP_NO_COMPRESSION = SSL_OP_NO_COMPRESSION;
-static const uint64_t IDG_OP_NO_TLSv1_3 = SSL_OP_NO_TLSv1_3;
 static const int IDG_R_HTTP_REQUEST = SSL_R_HTTP_REQUEST;
 
 // A socket BIO of idlegate's own: sends with MSG_NOSIGNAL (OpenSSL's own writes with write(2), which

@@ -93,8 +93,6 @@ public final class TLSServer: @unchecked Sendable {
     /// The DNS names of each certificate, in order (for logs and `idlegate check`).
     public var names: [[String]] { identities.map(\.names) }
 
-    /// Sessions resumed from the cache, and full handshakes that found none.
-    public var sessionCacheHits: Int { Int(SSL_CTX_ctrl(identities[0].context, SSL_CTRL_SESS_HIT, 0, nil)) }
 
     private static let tls12Ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
         + "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"

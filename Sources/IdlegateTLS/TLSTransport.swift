@@ -47,8 +47,6 @@ public final class TLSTransport: Transport {
 
     public var isHandshaking: Bool { SSL_is_init_finished(ssl) == 0 }
     public var hasBufferedInput: Bool { heldEnding != nil || SSL_has_pending(ssl) == 1 }
-    /// The handshake resumed an earlier session (no full key exchange).
-    public var sessionReused: Bool { SSL_session_reused(ssl) == 1 }
     /// The protocol version agreed on ("TLSv1.3"), once the handshake is done.
     public var version: String { String(cString: SSL_get_version(ssl)) }
 

@@ -93,7 +93,7 @@ enum ScreenGuard {
 /// bytes that might start a `</head>` split across pieces; once the tag is in, pieces pass as they come.
 struct ScriptInjector {
     let snippet: [UInt8]
-    private(set) var injected = false
+    private var injected = false
     private var held: [UInt8] = []
     private static let marker = Array("</head>".utf8)
 
