@@ -41,6 +41,9 @@ let package = Package(
         // a transport under the same event loop.
         .target(name: "IdlegateTLS", dependencies: ["COpenSSL", "IdlegateBase", "IdlegateIO"]),
         .target(name: "IdlegateHTTP", dependencies: ["IdlegateBase"], swiftSettings: hotPath),
+        // The shared session store for replicas: a RESP client on its own event loop thread (plain, TLS
+        // or a unix socket) and the Redis layer behind the SessionStore protocol.
+        .target(name: "IdlegateRedis", dependencies: ["COpenSSL", "IdlegateBase", "IdlegateIO", "IdlegateTLS", "IdlegateSessions"]),
         // Pure: session id shape, key derivation, the secret and the state directory, the store protocol,
         // the lock-striped table, the snapshot.
         .target(name: "IdlegateSessions", dependencies: ["COpenSSL", "IdlegateBase"], swiftSettings: hotPath),
@@ -67,7 +70,7 @@ let package = Package(
         .target(name: "IdlegateAudit", dependencies: ["CZlib", "IdlegateBase"]),
         // The executable: CLI, signals, wiring.
         .executableTarget(name: "idlegate", dependencies: [
-            "IdlegateBase", "IdlegateProxy", "IdlegateConfig", "IdlegateIO", "IdlegateTLS", "IdlegateAdmin", "IdlegateSessions", "IdlegateAudit", "IdlegateReaper",
+            "IdlegateBase", "IdlegateProxy", "IdlegateConfig", "IdlegateIO", "IdlegateTLS", "IdlegateRedis", "IdlegateAdmin", "IdlegateSessions", "IdlegateAudit", "IdlegateReaper",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
@@ -86,6 +89,7 @@ let package = Package(
         // store that confirms later on another thread, as the Redis layer will.
         .target(name: "StoreConformance", dependencies: ["IdlegateBase", "IdlegateSessions"], path: "Tests/StoreConformance"),
         .testTarget(name: "IdlegateSessionsTests", dependencies: ["IdlegateBase", "IdlegateSessions", "StoreConformance"]),
+        .testTarget(name: "IdlegateRedisTests", dependencies: ["IdlegateBase", "IdlegateIO", "IdlegateSessions", "IdlegateRedis", "StoreConformance"]),
         .testTarget(name: "IdlegateAuditTests", dependencies: ["IdlegateBase", "IdlegateAudit"]),
         .testTarget(name: "IdlegateReaperTests", dependencies: ["IdlegateBase", "IdlegateReaper", "IdlegateSessions"]),
         .testTarget(name: "IdlegateAdminTests", dependencies: ["IdlegateAdmin", "IdlegateBase", "IdlegateSessions", "IdlegateHTTP"]),

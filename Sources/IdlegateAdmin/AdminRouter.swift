@@ -105,11 +105,7 @@ struct AdminRouter {
         return AdminResponse(status: 200, json: "{\"total\": \(total), \"next\": \(next), \"sessions\": [\(rows.joined(separator: ", "))]}")
     }
 
-    static func parseKey(_ text: Substring) -> SessionKey? {
-        guard text.count == 32, text.allSatisfy({ $0.isHexDigit && !$0.isUppercase }),
-              let hi = UInt64(text.prefix(16), radix: 16), let lo = UInt64(text.suffix(16), radix: 16) else { return nil }
-        return SessionKey(hi: hi, lo: lo)
-    }
+    static func parseKey(_ text: Substring) -> SessionKey? { SessionKey(hex: text) }
 
     static func query(_ target: String) -> [String: String] {
         guard let q = target.firstIndex(of: "?") else { return [:] }

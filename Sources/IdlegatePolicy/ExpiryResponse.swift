@@ -52,6 +52,14 @@ public enum ExpiryResponse {
         return out
     }
 
+    /// For a session whose shared state cannot be read (the shared store down, fail-closed): a
+    /// temporary refusal, the cookie left alone, to be retried.
+    public static func storeUnavailable(keepAlive: Bool) -> [UInt8] {
+        let body = "idlegate cannot reach its shared session store; try again in a few seconds\n"
+        let connection = keepAlive ? "" : "Connection: close\r\n"
+        return Array("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\nCache-Control: no-store\r\nRetry-After: 5\r\n\(connection)\r\n\(body)".utf8)
+    }
+
     /// For an Upgrade (WebSocket) on an expired session: not forwarded; the browser's socket fails and
     /// Odoo's bus worker backs off until the next click meets the JSON-RPC answer above.
     public static func refusedUpgrade(clearCookie: String) -> [UInt8] {

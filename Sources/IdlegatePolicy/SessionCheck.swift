@@ -50,6 +50,8 @@ public enum SessionEvent: Sendable, Equatable {
     case started(key: SessionKey, login: String?)
     /// Odoo answered a logout route: the session is over.
     case loggedOut(status: Int)
+    /// The shared session store could not be read (fail-closed: the request got a temporary refusal).
+    case storeUnavailable(enforced: Bool)
 }
 
 /// A change to the session store that a decision implies, carried out by the proxy.
@@ -58,7 +60,7 @@ public enum StoreChange: Sendable, Equatable {
     case restart(SessionKey, SessionLimits)
     /// Audit mode: an unknown id that would have been refused is watched from now on.
     case start(SessionKey, SessionLimits)
-    /// A logout route answered: the session is ended.
+    /// A logout route answered, or a session expired in enforce mode: the session is ended.
     case end(SessionKey)
 }
 
@@ -222,9 +224,11 @@ public enum SessionCheck {
 
     /// Whether the store's first answer is final: a live or adopted session needs no confirmation; one
     /// that looks over is confirmed first (a shared layer may know newer activity).
-    public static func needsConfirmation(_ answer: SessionVerdict) -> Bool {
+    /// `adoption`: the store confirms `.adopted` too (a shared layer: another replica may know the id).
+    public static func needsConfirmation(_ answer: SessionVerdict, adoption: Bool = false) -> Bool {
         switch answer {
-        case .active, .adopted: return false
+        case .active, .unavailable: return false
+        case .adopted: return adoption
         case .expired, .ended, .unknownRefused: return true
         }
     }
@@ -250,6 +254,15 @@ public enum SessionCheck {
                 d.storeChange = .restart(key, d.limits)  // watched, not enforced: a fresh clock
                 return
             }
+            // The table marked it ended as it answered; ending it through the store again (a no-op
+            // there) is what tells a shared layer's other replicas.
+            d.storeChange = .end(key)
+        case .unavailable:
+            d.events.append(.storeUnavailable(enforced: d.enforce))
+            // Nothing is ended or destroyed: the session may be alive; static files need none.
+            guard d.enforce, d.route != .staticFile else { return }
+            d.action = .answer(status: 503, response: ExpiryResponse.storeUnavailable(keepAlive: r.keepAlive))
+            return
         case .ended:
             // Audit mode forwards it, but never un-ends it: a session another policy ended (or a kick,
             // or a logout) stays ended for every policy.
@@ -314,7 +327,7 @@ public enum SessionCheck {
             return (true, .tunnelExpired(idle: idle, reason: reason, window: window))
         case .ended:
             return (true, nil)
-        case .active, .adopted, .unknownRefused:
+        case .active, .adopted, .unknownRefused, .unavailable:
             return (false, nil)
         }
     }

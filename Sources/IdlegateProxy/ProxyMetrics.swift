@@ -29,6 +29,8 @@ public final class ProxyMetrics: Sendable {
     let revivalsRefused: CoreMetrics.Counter
     /// TLS handshakes on the listener that failed (scanners, old clients, plain HTTP on the HTTPS port).
     let tlsHandshakeFailures: CoreMetrics.Counter
+    /// Requests answered 503 because the shared store was down (fail_closed).
+    let storeRefusals: CoreMetrics.Counter
     public let sessionsTracked: CoreMetrics.Gauge
     public let reaped: [String: CoreMetrics.Counter]
 
@@ -51,6 +53,7 @@ public final class ProxyMetrics: Sendable {
         destroyFailures = CoreMetrics.Counter(label: "idlegate_odoo_destroy_failures_total")
         revivalsRefused = CoreMetrics.Counter(label: "idlegate_session_revivals_refused_total")
         tlsHandshakeFailures = CoreMetrics.Counter(label: "idlegate_tls_handshake_failures_total")
+        storeRefusals = CoreMetrics.Counter(label: "idlegate_store_unavailable_refusals_total")
         sessionsTracked = CoreMetrics.Gauge(label: "idlegate_sessions_tracked")
         var reaped: [String: CoreMetrics.Counter] = [:]
         for reason in ["idle", "anonymous", "ended"] {

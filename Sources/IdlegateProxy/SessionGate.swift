@@ -16,10 +16,13 @@ final class SessionGate: Sendable {
     let logger: Logger
     let metrics: ProxyMetrics
     let audit: Auditor
+    /// Read once: whether the store confirms adoptions (a shared layer).
+    let confirmsAdoption: Bool
 
     init(rules: SessionRules, store: SessionStore, deriver: SessionKeyDeriver, clock: Clock, metrics: ProxyMetrics, audit: Auditor, logger: Logger) {
         self.rules = rules
         self.store = store
+        confirmsAdoption = store.confirmsAdoption
         self.deriver = deriver
         self.clock = clock
         self.metrics = metrics
@@ -41,7 +44,7 @@ final class SessionGate: Sendable {
         }
         let now = clock.now()
         let answer = store.check(query.key, now: now, limits: query.limits, activity: query.activity, unknown: query.unknown)
-        guard SessionCheck.needsConfirmation(answer) else {
+        guard SessionCheck.needsConfirmation(answer, adoption: confirmsAdoption) else {
             SessionCheck.settle(&verdict, answer, r, rules: rules)
             finish(verdict, r)
             return verdict
@@ -51,7 +54,7 @@ final class SessionGate: Sendable {
         let slot = VerdictSlot()
         let reply = later()
         let first = verdict
-        store.confirm(query.key, answer, now: now, limits: query.limits) { [self] final in
+        store.confirm(query.key, answer, now: now, limits: query.limits, activity: query.activity) { [self] final in
             var settled = first
             SessionCheck.settle(&settled, final, r, rules: rules)
             finish(settled, r)
@@ -190,6 +193,9 @@ final class SessionGate: Sendable {
                     a.policy = d.policy
                 }
             }
+        case .storeUnavailable(let enforced):
+            metrics.storeRefusals.increment()
+            logger.info("session \(key.map(\.description) ?? "-") \(enforced ? "refused" : "forwarded"): shared session store unavailable (fail_closed), \(method) \(path) from \(d.client)")
         case .loggedOut(let status):
             audit.emit(.logout, key: d.logoutKey) { a in
                 describe(&a)

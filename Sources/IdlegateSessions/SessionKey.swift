@@ -18,6 +18,15 @@ public struct SessionKey: Hashable, Sendable, CustomStringConvertible {
         Hex.encode(withUnsafeBytes(of: hi.bigEndian) { Array($0) } + withUnsafeBytes(of: lo.bigEndian) { Array($0) })
     }
 
+    /// From its 32 lower-case hex digits (the admin API's paths, the shared store's messages).
+    public init?<S: StringProtocol>(hex text: S) {
+        guard text.utf8.count == 32, text.utf8.allSatisfy({ Hex.value($0) != nil && !(UInt8(ascii: "A")...UInt8(ascii: "F")).contains($0) }),
+              let hi = UInt64(text.prefix(16), radix: 16), let lo = UInt64(text.suffix(16), radix: 16) else { return nil }
+        self.init(hi: hi, lo: lo)
+    }
+
+    public init?(hex bytes: [UInt8]) { self.init(hex: String(decoding: bytes, as: UTF8.self)) }
+
     /// The part of a session id that names the session: 42 characters, or the whole 40-hex id.
     public static func stablePart(of id: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
         id.count > 42 ? id.prefix(42) : id

@@ -12,6 +12,9 @@ public enum SessionVerdict: Sendable, Equatable {
     case expired(idleFor: Int64, reason: ExpiryReason, window: Int64)
     /// Ended earlier (expired, logged out, kicked): still refused.
     case ended
+    /// The shared state cannot be read now (a shared store down, in its fail-closed mode): refused for
+    /// the outage with a temporary answer; nothing is ended or destroyed.
+    case unavailable
 }
 
 /// How an unknown id is treated: adopted with a fresh clock, or refused (strict kiosks).
@@ -43,7 +46,12 @@ public protocol SessionStore: AnyObject, Sendable {
     /// state and calls `reply` with the final verdict, possibly later and from another thread (the caller
     /// hops back to its own loop); it may find the session alive on another replica, revive the local
     /// record and reply `.active`. The local table confirms at once (the default below).
-    func confirm(_ key: SessionKey, _ verdict: SessionVerdict, now: Int64, limits: SessionLimits, reply: @escaping @Sendable (SessionVerdict) -> Void)
+    /// `activity`: as for `check` (a session found alive elsewhere takes this request's touch).
+    func confirm(_ key: SessionKey, _ verdict: SessionVerdict, now: Int64, limits: SessionLimits, activity: Bool,
+                 reply: @escaping @Sendable (SessionVerdict) -> Void)
+
+    /// Whether `.adopted` must be confirmed too (a shared layer: another replica may know the id).
+    var confirmsAdoption: Bool { get }
 
     /// Drops records no window can still need; returns how many went.
     func sweep(now: Int64) -> Int
@@ -52,7 +60,10 @@ public protocol SessionStore: AnyObject, Sendable {
 }
 
 extension SessionStore {
-    public func confirm(_ key: SessionKey, _ verdict: SessionVerdict, now: Int64, limits: SessionLimits, reply: @escaping @Sendable (SessionVerdict) -> Void) {
+    public func confirm(_ key: SessionKey, _ verdict: SessionVerdict, now: Int64, limits: SessionLimits, activity: Bool,
+                        reply: @escaping @Sendable (SessionVerdict) -> Void) {
         reply(verdict)
     }
+
+    public var confirmsAdoption: Bool { false }
 }

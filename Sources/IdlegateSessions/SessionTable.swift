@@ -168,6 +168,15 @@ public final class SessionTable: SessionStore, @unchecked Sendable {
         }
     }
 
+    /// Puts `record` in place of whatever `key` had (a shared layer taking on another replica's clocks).
+    public func put(_ key: SessionKey, _ record: SessionRecord) {
+        let perStripe = self.perStripe
+        withStripe(key) { map in
+            if map.find(key) == nil { Self.makeRoomLocked(&map, perStripe: perStripe) }
+            map.insert(key, record)
+        }
+    }
+
     /// The record as stored (tests, admin).
     public func record(_ key: SessionKey) -> SessionRecord? {
         withStripe(key) { $0[key] }

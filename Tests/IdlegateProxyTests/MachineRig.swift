@@ -219,7 +219,7 @@ final class HeldConfirmStore: SessionStore, @unchecked Sendable {
     func start(_ key: SessionKey, now: Int64, limits: SessionLimits) -> Bool { local.start(key, now: now, limits: limits) }
     func restart(_ key: SessionKey, now: Int64, limits: SessionLimits) { local.restart(key, now: now, limits: limits) }
     func end(_ key: SessionKey, now: Int64) { local.end(key, now: now) }
-    func confirm(_ key: SessionKey, _ verdict: SessionVerdict, now: Int64, limits: SessionLimits, reply: @escaping @Sendable (SessionVerdict) -> Void) {
+    func confirm(_ key: SessionKey, _ verdict: SessionVerdict, now: Int64, limits: SessionLimits, activity: Bool, reply: @escaping @Sendable (SessionVerdict) -> Void) {
         held.append { reply(verdict) }
     }
     func sweep(now: Int64) -> Int { local.sweep(now: now) }

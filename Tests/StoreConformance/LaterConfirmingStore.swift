@@ -27,7 +27,7 @@ public final class LaterConfirmingStore: SessionStore, @unchecked Sendable {
 
     public func end(_ key: SessionKey, now: Int64) { local.end(key, now: now) }
 
-    public func confirm(_ key: SessionKey, _ verdict: SessionVerdict, now: Int64, limits: SessionLimits,
+    public func confirm(_ key: SessionKey, _ verdict: SessionVerdict, now: Int64, limits: SessionLimits, activity: Bool,
                         reply: @escaping @Sendable (SessionVerdict) -> Void) {
         let seen = seenElsewhere
         queue.asyncAfter(deadline: .now() + .milliseconds(delayMillis)) { [local] in

@@ -16,6 +16,8 @@ public enum StoreConformance {
     }
 
     public static let fifteen = SessionLimits(idle: 15 * 60_000)
+    /// Each case's clock starts at the real time: a shared store's own expiry (a Redis TTL) runs on it.
+    static var startTime: Int64 { SystemClock().now() }
     static let day: Int64 = 86_400_000
 
     static func key(_ n: UInt64) -> SessionKey { SessionKey(hi: (n + 1) &* 0x9E37_79B9_7F4A_7C15, lo: n &+ 0x51) }
@@ -26,12 +28,13 @@ public enum StoreConformance {
                               activity: Bool = true, unknown: UnknownSessions = .adopt) -> SessionVerdict? {
         let first = s.check(k, now: now, limits: limits, activity: activity, unknown: unknown)
         switch first {
-        case .active, .adopted: return first
+        case .active, .unavailable: return first
+        case .adopted where !s.confirmsAdoption: return first
         default: break
         }
         let done = DispatchSemaphore(value: 0)
         let box = Box()
-        s.confirm(k, first, now: now, limits: limits) { v in
+        s.confirm(k, first, now: now, limits: limits, activity: activity) { v in
             box.set(v)
             done.signal()
         }
@@ -50,7 +53,7 @@ public enum StoreConformance {
 
     public static let cases: [Case] = [
         Case(name: "an unknown id is adopted, then active with its gap") { make in
-            let s = make(900_000, 3_600_000), c = ManualClock(), k = key(1)
+            let s = make(900_000, 3_600_000), c = ManualClock(startTime), k = key(1)
             var bad: [String] = []
             if decide(s, k, now: c.now()) != .adopted { bad.append("first sight not adopted") }
             c.advance(seconds: 60)
@@ -64,7 +67,7 @@ public enum StoreConformance {
             return (v == .unknownRefused ? [] : ["verdict \(String(describing: v))"]) + (s.count == 0 ? [] : ["count \(s.count)"])
         },
         Case(name: "passive requests never move the clock") { make in
-            let s = make(900_000, 3_600_000), c = ManualClock(), k = key(3)
+            let s = make(900_000, 3_600_000), c = ManualClock(startTime), k = key(3)
             _ = s.start(k, now: c.now(), limits: fifteen)
             for _ in 0..<14 {
                 c.advance(seconds: 60)
@@ -75,7 +78,7 @@ public enum StoreConformance {
             return idle == 901_000 ? [] : ["idle \(idle)"]
         },
         Case(name: "an expired id stays ended: replaying it never revives it") { make in
-            let s = make(900_000, 3_600_000), c = ManualClock(), k = key(4)
+            let s = make(900_000, 3_600_000), c = ManualClock(startTime), k = key(4)
             _ = s.start(k, now: c.now(), limits: fifteen)
             c.advance(seconds: 901)
             var bad: [String] = []
@@ -87,7 +90,7 @@ public enum StoreConformance {
             return bad
         },
         Case(name: "the absolute lifetime ends a busy session") { make in
-            let s = make(3_600_000, 3_600_000), c = ManualClock(), k = key(5)
+            let s = make(3_600_000, 3_600_000), c = ManualClock(startTime), k = key(5)
             let limits = SessionLimits(idle: 600_000, maxLifetime: 3_600_000)
             _ = s.start(k, now: c.now(), limits: limits)
             for _ in 0..<60 {
@@ -98,7 +101,7 @@ public enum StoreConformance {
             return decide(s, k, now: c.now(), limits: limits) == .expired(idleFor: 1_000, reason: .lifetime, window: 3_600_000) ? [] : ["lifetime not enforced"]
         },
         Case(name: "windows tighten, never loosen, above 25 days too") { make in
-            let s = make(30 * day, 3_600_000), c = ManualClock(), k = key(6)
+            let s = make(30 * day, 3_600_000), c = ManualClock(startTime), k = key(6)
             _ = s.start(k, now: c.now(), limits: SessionLimits(idle: 30 * day, maxLifetime: 30 * day))
             _ = decide(s, k, now: c.now(), limits: fifteen)  // one request under a 15-minute policy
             c.advance(seconds: 901)
@@ -106,7 +109,7 @@ public enum StoreConformance {
             return v == .expired(idleFor: 901_000, reason: .idle, window: 900_000) ? [] : ["30-day window kept: \(String(describing: v))"]
         },
         Case(name: "audit mode's restart watches an expired session on") { make in
-            let s = make(900_000, 3_600_000), c = ManualClock(), k = key(7)
+            let s = make(900_000, 3_600_000), c = ManualClock(startTime), k = key(7)
             _ = s.start(k, now: c.now(), limits: fifteen)
             c.advance(seconds: 901)
             _ = decide(s, k, now: c.now())
@@ -114,7 +117,7 @@ public enum StoreConformance {
             return decide(s, k, now: c.now()) == .active(idleFor: 0, remaining: 900_000) ? [] : ["not active after restart"]
         },
         Case(name: "logout and kick end a session, known or not") { make in
-            let s = make(900_000, 3_600_000), c = ManualClock()
+            let s = make(900_000, 3_600_000), c = ManualClock(startTime)
             _ = s.start(key(8), now: c.now(), limits: fifteen)
             s.end(key(8), now: c.now())
             s.end(key(9), now: c.now())  // never seen here (another replica's, or before a restart)
@@ -123,7 +126,7 @@ public enum StoreConformance {
             return bad
         },
         Case(name: "a sweep forgets what no window needs, and only then may an id start fresh") { make in
-            let s = make(900_000, 3_600_000), c = ManualClock()
+            let s = make(900_000, 3_600_000), c = ManualClock(startTime)
             _ = s.start(key(10), now: c.now(), limits: fifteen)
             _ = s.start(key(11), now: c.now(), limits: fifteen)
             s.end(key(11), now: c.now())
@@ -137,13 +140,13 @@ public enum StoreConformance {
             return bad
         },
         Case(name: "confirm replies exactly once, with the verdict, from any thread") { make in
-            let s = make(900_000, 3_600_000), c = ManualClock(), k = key(13)
+            let s = make(900_000, 3_600_000), c = ManualClock(startTime), k = key(13)
             _ = s.start(k, now: c.now(), limits: fifteen)
             c.advance(seconds: 901)
             let first = s.check(k, now: c.now(), limits: fifteen, activity: true, unknown: .adopt)
             let box = Box()
             let done = DispatchSemaphore(value: 0)
-            s.confirm(k, first, now: c.now(), limits: fifteen) { v in
+            s.confirm(k, first, now: c.now(), limits: fifteen, activity: true) { v in
                 box.set(v)
                 done.signal()
             }

@@ -1,0 +1,353 @@
+import COpenSSL
+import Dispatch
+import IdlegateBase
+import IdlegateSessions
+import Synchronization
+
+/// The session store replicas share: the local lock-striped table stays the fast path, and Redis holds
+/// the shared view behind it.
+///
+/// - Activity is written behind: a touched session is marked dirty, and every `syncInterval` the
+///   dirty ones go to Redis in one pipelined batch (a session at most once per interval). A Lua script
+///   keeps the later of two last-activity times, so a write never moves it backwards.
+/// - Before a session is declared over — expired, or unknown here — Redis is asked (another replica
+///   may have seen newer activity, or started it): the request waits in its own state, never a loop.
+/// - Expiries, logouts and kicks become tombstones (the record marked ended, kept for the tombstone
+///   period, listed in a sorted set) and are published, so every replica drops the session at once; a
+///   replica whose subscriber was away reads what it missed from the sorted set.
+/// - Redis down, slow or restarting: `fail_open` keeps enforcing on local state and resyncs (dirty
+///   sessions and unsent tombstones go when it is back); `fail_closed` answers sessions' requests with a
+///   temporary refusal until it is back, destroying nothing.
+///
+/// Keys: `<prefix>s:<session key>` (a hash: a = last activity, s = started, i = idle window,
+/// l = lifetime, e = ended at), `<prefix>ended` (sorted set and channel). Never a raw id.
+public final class RedisStore: SessionStore, @unchecked Sendable {
+    public enum FailMode: String, Sendable { case open = "fail_open", closed = "fail_closed" }
+
+    public struct Settings: Sendable {
+        public var prefix = "idlegate:"
+        /// How often dirty sessions are written (ms).
+        public var syncInterval: Int64 = 30_000
+        public var failMode = FailMode.open
+        public init() {}
+    }
+
+    public let local: SessionTable
+    public let client: RedisClient
+    public let settings: Settings
+    private let dirty: DirtyKeys
+    /// Tombstones not yet written (Redis was down): replayed when it is back. Client thread only.
+    private var unsentEnds: [(SessionKey, Int64)] = []
+    private var lastFlush: Int64 = 0
+    /// When the subscriber last lost its channel (ms): catch-up reads tombstones from there.
+    private var missedSince: Int64?
+    public let tombstonesReceived = Atomic<Int64>(0)
+    /// State changes, for the log, metrics and audit (on the client's thread).
+    public var onStateChange: (_ up: Bool, _ why: String) -> Void = { _, _ in }
+
+    private let touchSHA: String
+    private let endSHA: String
+    private let clock: Clock
+
+    public init(local: SessionTable, client clientSettings: RedisClient.Settings, settings: Settings, clock: Clock) throws {
+        self.local = local
+        self.settings = settings
+        self.clock = clock
+        touchSHA = Self.sha1(Self.touchScript)
+        endSHA = Self.sha1(Self.endScript)
+        var cs = clientSettings
+        cs.login = [["SCRIPT", "LOAD", Self.touchScript], ["SCRIPT", "LOAD", Self.endScript]]
+        cs.channel = settings.prefix + "ended"
+        client = try RedisClient(settings: cs, clock: clock)
+        dirty = DirtyKeys()
+        client.onMessage = { [unowned self] payload in
+            guard let key = SessionKey(hex: payload) else { return }
+            tombstonesReceived.add(1, ordering: .relaxed)
+            local.end(key, now: clock.now())
+        }
+        client.onSubscribed = { [unowned self] in catchUp() }
+        client.onStateChange = { [unowned self] up, why in
+            if up { resync() } else if missedSince == nil { missedSince = clock.now() }
+            onStateChange(up, why)
+        }
+        client.onTick = { [unowned self] now in
+            if now - lastFlush >= settings.syncInterval {
+                lastFlush = now
+                flush()
+            }
+        }
+    }
+
+    public func start() { client.start() }
+    public func stop() { client.stop() }
+
+    public var isUp: Bool { client.isUp }
+    public var confirmsAdoption: Bool { true }
+
+    // MARK: the request path
+
+    public func check(_ key: SessionKey, now: Int64, limits: SessionLimits, activity: Bool, unknown: UnknownSessions) -> SessionVerdict {
+        if settings.failMode == .closed && !client.isUp { return .unavailable }
+        let v = local.check(key, now: now, limits: limits, activity: activity, unknown: unknown)
+        if activity, case .active(let gap, _) = v, gap > 0 { dirty.insert(key) }
+        return v
+    }
+
+    @discardableResult
+    public func start(_ key: SessionKey, now: Int64, limits: SessionLimits) -> Bool {
+        guard local.start(key, now: now, limits: limits) else { return false }
+        write(key, mode: "touch")
+        return true
+    }
+
+    public func restart(_ key: SessionKey, now: Int64, limits: SessionLimits) {
+        local.restart(key, now: now, limits: limits)
+        write(key, mode: "restart")
+    }
+
+    public func end(_ key: SessionKey, now: Int64) {
+        local.end(key, now: now)
+        client.execute { [self] in sendEnds([(key, now)]) }
+    }
+
+    public func sweep(now: Int64) -> Int { local.sweep(now: now) }
+    public var count: Int { local.count }
+
+    public func confirm(_ key: SessionKey, _ verdict: SessionVerdict, now: Int64, limits: SessionLimits, activity: Bool,
+                        reply: @escaping @Sendable (SessionVerdict) -> Void) {
+        switch verdict {
+        case .expired, .unknownRefused, .adopted: break
+        case .active, .ended, .unavailable:
+            reply(verdict)
+            return
+        }
+        let command: [String]
+        if case .adopted = verdict, let r = local.record(key) {
+            // Create it in Redis unless another replica already has it; the script answers what it holds.
+            command = touchCommand(key, r, mode: "adopt")
+        } else {
+            command = ["HMGET", redisKey(key), "a", "s", "i", "l", "e"]
+        }
+        let failMode = settings.failMode
+        client.request(command) { [self] answer in
+            guard let answer, !answer.isError else {
+                reply(failMode == .closed ? .unavailable : verdict)
+                return
+            }
+            reply(settle(key, verdict, SharedRecord(answer), now: now, limits: limits, activity: activity))
+        }
+    }
+
+    /// The final verdict from what Redis holds for the session.
+    private func settle(_ key: SessionKey, _ verdict: SessionVerdict, _ shared: SharedRecord?, now: Int64, limits: SessionLimits, activity: Bool) -> SessionVerdict {
+        guard let shared else { return verdict }  // unknown to Redis too (or just created there: adopted)
+        if shared.endedAt != nil {
+            local.end(key, now: now)
+            return .ended
+        }
+        var r = shared.record
+        r.tighten(limits)
+        if let reason = r.expiry(at: now) {
+            if case .expired = verdict { return verdict }  // the local record is ended already
+            local.end(key, now: now)
+            return .expired(idleFor: now - r.lastActive, reason: reason, window: reason == .idle ? r.idle.millis : r.maxLifetime.millis)
+        }
+        // Alive on another replica: taken on with the shared clocks.
+        let gap = now - r.lastActive
+        if activity && gap > 0 {
+            r.lastActive = now
+            dirty.insert(key)
+        }
+        local.put(key, r)
+        return .active(idleFor: max(0, gap), remaining: r.remaining(at: now))
+    }
+
+    // MARK: writes (on the client's thread)
+
+    private func redisKey(_ key: SessionKey) -> String { settings.prefix + "s:" + key.description }
+
+    private func touchCommand(_ key: SessionKey, _ r: SessionRecord, mode: String) -> [String] {
+        ["EVALSHA", touchSHA, "1", redisKey(key), mode, String(r.lastActive), String(r.started), String(r.idle.millis),
+         String(r.maxLifetime.millis), String(local.tombstone)]
+    }
+
+    private func write(_ key: SessionKey, mode: String) {
+        client.execute { [self] in
+            guard let r = local.record(key), !r.isEnded else { return }
+            client.send([touchCommand(key, r, mode: mode)], replies: [{ [self] answer in
+                if answer == nil { dirty.insert(key) } else { endIfEndedThere(key, answer!) }
+            }])
+        }
+    }
+
+    private func endIfEndedThere(_ key: SessionKey, _ answer: RESPValue) {
+        if let shared = SharedRecord(answer), shared.endedAt != nil { local.end(key, now: clock.now()) }
+    }
+
+    /// Writes every dirty session's last activity, pipelined. Down: they stay dirty for later.
+    func flush() {
+        guard client.isUp else { return }
+        let keys = dirty.drain()
+        guard !keys.isEmpty else { return }
+        var batch: [[String]] = [], replies: [RedisClient.Reply] = []
+        batch.reserveCapacity(keys.count)
+        for k in keys {
+            guard let r = local.record(k), !r.isEnded else { continue }
+            batch.append(touchCommand(k, r, mode: "touch"))
+            replies.append { [self] answer in
+                if let answer { endIfEndedThere(k, answer) } else { dirty.insert(k) }
+            }
+        }
+        client.send(batch, replies: replies)
+    }
+
+    private func sendEnds(_ ends: [(SessionKey, Int64)]) {
+        guard client.isUp else {
+            unsentEnds.append(contentsOf: ends.prefix(max(0, 100_000 - unsentEnds.count)))
+            return
+        }
+        let set = settings.prefix + "ended"
+        let batch = ends.map { (k, at) in
+            ["EVALSHA", endSHA, "2", redisKey(k), set, String(at), String(local.tombstone), k.description]
+        }
+        client.send(batch, replies: ends.map { e in { [self] answer in if answer == nil { unsentEnds.append(e) } } })
+    }
+
+    /// Redis is back: what waited goes now.
+    private func resync() {
+        let ends = unsentEnds
+        unsentEnds = []
+        if !ends.isEmpty { sendEnds(ends) }
+        flush()
+    }
+
+    /// The subscriber listens again: tombstones written while it was away are read and applied.
+    private func catchUp() {
+        let now = clock.now()
+        let since = (missedSince ?? (now - local.tombstone)) - 5_000
+        missedSince = nil
+        client.send([["ZRANGEBYSCORE", settings.prefix + "ended", String(since), "+inf"]], replies: [{ [self] answer in
+            guard case .array(let items)? = answer else {
+                missedSince = since + 5_000  // try again on the next subscription
+                return
+            }
+            let now = clock.now()
+            for item in items {
+                if case .bulk(let b) = item, let key = SessionKey(hex: b) { local.end(key, now: now) }
+            }
+        }])
+    }
+
+    /// Asks Redis for one session, waiting at most the command timeout (never call on a proxy loop:
+    /// the admin API's queue uses it for a kick of a session this replica has not seen).
+    public func sharedRecord(_ key: SessionKey) -> (found: Bool, ended: Bool)? {
+        let box = ResultBox(), done = DispatchSemaphore(value: 0)
+        client.request(["HMGET", redisKey(key), "a", "s", "i", "l", "e"]) { answer in
+            if let answer, !answer.isError {
+                let s = SharedRecord(answer)
+                box.set((s != nil, s?.endedAt != nil))
+            }
+            done.signal()
+        }
+        guard done.wait(timeout: .now() + .milliseconds(Int(client.settings.timeout + client.settings.connectTimeout))) == .success else { return nil }
+        return box.get().map { (found: $0.0, ended: $0.1) }
+    }
+
+    // MARK: scripts
+
+    /// Touch (mode `touch`: the later last activity wins; `restart`: audit mode's fresh clock; `adopt`:
+    /// only if absent). Windows only tighten. An ended record is never changed. Answers what Redis
+    /// then holds (an empty array for a record `adopt` just created).
+    static let touchScript = """
+    local cur = redis.call('HMGET', KEYS[1], 'a', 's', 'i', 'l', 'e')
+    if cur[5] then return cur end
+    local mode = ARGV[1]
+    local a, s, i, l = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+    if cur[1] then
+      if mode == 'adopt' then return cur end
+      local ca, cs, ci, cl = tonumber(cur[1]), tonumber(cur[2]), tonumber(cur[3]), tonumber(cur[4])
+      if mode == 'touch' then
+        if ca > a then a = ca end
+        s = cs
+      end
+      if ci < i then i = ci end
+      if cl > 0 and (l == 0 or cl < l) then l = cl end
+    end
+    redis.call('HSET', KEYS[1], 'a', string.format('%d', a), 's', string.format('%d', s), 'i', string.format('%d', i), 'l', string.format('%d', l))
+    local last = a + i
+    if l > 0 and s + l < last then last = s + l end
+    redis.call('PEXPIREAT', KEYS[1], string.format('%d', last + tonumber(ARGV[6])))
+    if mode == 'adopt' then return {} end
+    return redis.call('HMGET', KEYS[1], 'a', 's', 'i', 'l', 'e')
+    """
+
+    /// End: the record is marked ended (kept for the tombstone period), listed in the sorted set
+    /// (trimmed to that period) and published.
+    static let endScript = """
+    if not redis.call('HGET', KEYS[1], 'e') then redis.call('HSET', KEYS[1], 'e', ARGV[1]) end
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    redis.call('ZADD', KEYS[2], ARGV[1], ARGV[3])
+    redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', string.format('%d', tonumber(ARGV[1]) - tonumber(ARGV[2])))
+    redis.call('PUBLISH', KEYS[2], ARGV[3])
+    return 1
+    """
+
+    static func sha1(_ text: String) -> String {
+        var digest = [UInt8](repeating: 0, count: 20)
+        let bytes = Array(text.utf8)
+        _ = bytes.withUnsafeBufferPointer { SHA1($0.baseAddress, $0.count, &digest) }
+        return Hex.encode(digest)
+    }
+}
+
+final class ResultBox: @unchecked Sendable {
+    private let lock = Mutex()
+    private var value: (Bool, Bool)?
+    func set(_ v: (Bool, Bool)) { lock.withLock { value = v } }
+    func get() -> (Bool, Bool)? { lock.withLock { value } }
+}
+
+/// A session as Redis holds it.
+struct SharedRecord {
+    var record: SessionRecord
+    var endedAt: Int64?
+
+    /// From an HMGET of a, s, i, l, e (nil when there is no such record).
+    init?(_ v: RESPValue) {
+        guard case .array(let f) = v, f.count == 5 else { return nil }
+        endedAt = f[4].int64
+        if let a = f[0].int64, let s = f[1].int64, let i = f[2].int64, let l = f[3].int64 {
+            record = SessionRecord(started: s, lastActive: a, limits: SessionLimits(idle: i, maxLifetime: l))
+        } else if let e = endedAt {
+            record = SessionRecord(started: e, lastActive: e, limits: SessionLimits(idle: 0))  // ended, whatever else is left
+        } else {
+            return nil
+        }
+    }
+}
+
+/// Sessions touched since the last write-behind: striped like the table, so threads touching different
+/// sessions rarely share a lock.
+final class DirtyKeys: Sendable {
+    final class Stripe: @unchecked Sendable {
+        let lock = Mutex()
+        var keys = Set<SessionKey>()
+    }
+    private let stripes = (0..<64).map { _ in Stripe() }
+
+    func insert(_ key: SessionKey) {
+        let s = stripes[Int(truncatingIfNeeded: key.hi) & 63]
+        s.lock.withLock { _ = s.keys.insert(key) }
+    }
+
+    func drain() -> [SessionKey] {
+        var out: [SessionKey] = []
+        for s in stripes {
+            out.append(contentsOf: s.lock.withLock { () -> Set<SessionKey> in
+                defer { s.keys = [] }
+                return s.keys
+            })
+        }
+        return out
+    }
+}

@@ -1,0 +1,168 @@
+import Dispatch
+import Foundation
+import IdlegateBase
+import IdlegateRedis
+import IdlegateSessions
+import StoreConformance
+import Synchronization
+import Testing
+
+/// The Redis layer against a real `redis-server`: the store conformance cases every store passes, and
+/// what only a shared store does (replicas sharing clocks, tombstones, outages).
+@Suite("Redis store", .serialized, .enabled(if: RedisServer.available, "needs Debian's redis-server (the test command installs it)"))
+final class RedisStoreTests: @unchecked Sendable {
+    let server: RedisServer
+    static let counter = Atomic(0)
+
+    init() throws { server = try RedisServer() }
+    deinit { server.stop() }
+
+    static let window: Int64 = 900_000
+
+    func store(prefix: String? = nil, failMode: RedisStore.FailMode = .open, longest: Int64 = window, tombstone: Int64 = 3_600_000,
+               timeout: Int64 = 200) throws -> RedisStore {
+        var cs = RedisClient.Settings(url: try RedisURL.parse("redis://127.0.0.1:\(server.port)"))
+        cs.timeout = timeout
+        cs.connectTimeout = 300
+        var s = RedisStore.Settings()
+        s.prefix = prefix ?? "t\(Self.counter.add(1, ordering: .relaxed).newValue):"
+        s.syncInterval = 50
+        s.failMode = failMode
+        let st = try RedisStore(local: SessionTable(stripes: 16, longestWindow: longest, tombstone: tombstone), client: cs, settings: s, clock: SystemClock())
+        st.start()
+        return st
+    }
+
+    func waitUntil(_ what: String, seconds: Double = 5, _ cond: () -> Bool) -> Bool {
+        let end = Date().addingTimeInterval(seconds)
+        while Date() < end {
+            if cond() { return true }
+            usleep(10_000)
+        }
+        return false
+    }
+
+    @Test(arguments: StoreConformance.cases)
+    func conformance(_ c: StoreConformance.Case) throws {
+        let made = Made()
+        let failures = c.run { longest, tombstone in
+            let s = try! self.store(longest: longest, tombstone: tombstone)
+            _ = self.waitUntil("up") { s.isUp }
+            made.add(s)
+            return s
+        }
+        made.stopAll()
+        #expect(failures.isEmpty, "\(c.name): \(failures)")
+    }
+
+    static let limits = SessionLimits(idle: window)
+    static func key(_ n: UInt64) -> SessionKey { SessionKey(hi: 0xABCD_0000 + n, lo: n &* 0x9E37_79B9_7F4A_7C15 | 1) }
+
+    @Test func activityThroughOneReplicaKeepsTheSessionAliveOnAnother() throws {
+        let a = try store(prefix: "share1:"), b = try store(prefix: "share1:")
+        defer { a.stop(); b.stop() }
+        #expect(waitUntil("up") { a.isUp && b.isUp })
+        let t0 = SystemClock().now(), k = Self.key(1)
+        a.start(k, now: t0, limits: Self.limits)
+        // Ten minutes of work through A…
+        _ = a.check(k, now: t0 + 600_000, limits: Self.limits, activity: true, unknown: .adopt)
+        #expect(waitUntil("synced") { (try? server.command(["HGET", "share1:s:\(k)", "a"])) != "$-1" })
+        usleep(100_000)  // a write-behind interval
+        // …then B, which never saw it, is asked 14 minutes after the start (a passive request): alive,
+        // idle 4 minutes, with A's clock.
+        let v = StoreConformance.decide(b, k, now: t0 + 840_000, activity: false)
+        #expect(v == .active(idleFor: 240_000, remaining: Self.window - 240_000), "\(String(describing: v))")
+        // And B asked again at 16 minutes from A's last activity: expired there as well.
+        let w = StoreConformance.decide(b, k, now: t0 + 600_000 + Self.window + 1_000, activity: false)
+        #expect(w == .expired(idleFor: Self.window + 1_000, reason: .idle, window: Self.window), "\(String(describing: w))")
+    }
+
+    @Test func anEndOnOneReplicaHoldsOnEveryOther() throws {
+        let a = try store(prefix: "share2:"), b = try store(prefix: "share2:"), c = try store(prefix: "share2:")
+        defer { a.stop(); b.stop(); c.stop() }
+        #expect(waitUntil("up") { a.isUp && b.isUp && c.isUp })
+        let t0 = SystemClock().now(), k = Self.key(2)
+        for s in [a, b, c] { #expect(StoreConformance.decide(s, k, now: t0) != nil) }
+        usleep(300_000)  // subscribers listening
+        a.end(k, now: t0 + 1_000)
+        #expect(waitUntil("ended everywhere") {
+            [b, c].allSatisfy { $0.check(k, now: t0 + 2_000, limits: Self.limits, activity: true, unknown: .adopt) == .ended }
+        })
+        // A replica that was not there (restarted, empty table) refuses it too: the tombstone is in Redis.
+        let d = try store(prefix: "share2:")
+        defer { d.stop() }
+        #expect(waitUntil("up") { d.isUp })
+        #expect(StoreConformance.decide(d, k, now: t0 + 3_000) == .ended)
+        #expect(try server.command(["ZSCORE", "share2:ended", k.description]).hasPrefix("$"))
+    }
+
+    @Test func racingTouchesNeverMoveLastActivityBackwards() throws {
+        let a = try store(prefix: "share3:"), b = try store(prefix: "share3:")
+        defer { a.stop(); b.stop() }
+        #expect(waitUntil("up") { a.isUp && b.isUp })
+        let t0 = SystemClock().now(), k = Self.key(3)
+        a.start(k, now: t0, limits: Self.limits)
+        b.start(k, now: t0, limits: Self.limits)
+        // A saw the later activity; B's older one is written after it.
+        _ = a.check(k, now: t0 + 50_000, limits: Self.limits, activity: true, unknown: .adopt)
+        #expect(waitUntil("A synced") { (try? server.command(["HGET", "share3:s:\(k)", "a"])) == "$\(String(t0 + 50_000).count)" })
+        _ = b.check(k, now: t0 + 20_000, limits: Self.limits, activity: true, unknown: .adopt)
+        usleep(300_000)
+        let fd = try server.command(["HGET", "share3:s:\(k)", "a"])
+        #expect(fd.hasPrefix("$"))
+        #expect(try hget("share3:s:\(k)", "a") == String(t0 + 50_000))
+    }
+
+    func hget(_ key: String, _ field: String) throws -> String? {
+        // The reply's second line holds the value.
+        let c = RedisClientProbe(port: server.port)
+        return c.hget(key, field)
+    }
+
+    @Test func failOpenKeepsEnforcingLocallyAndFailClosedRefusesForTheOutage() throws {
+        let open = try store(prefix: "share4:"), closed = try store(prefix: "share4:", failMode: .closed)
+        defer { open.stop(); closed.stop() }
+        #expect(waitUntil("up") { open.isUp && closed.isUp })
+        let t0 = SystemClock().now(), k = Self.key(4)
+        open.start(k, now: t0, limits: Self.limits)
+        closed.start(k, now: t0, limits: Self.limits)
+        server.stop()
+        #expect(waitUntil("down") { !open.isUp && !closed.isUp })
+        // Open: the local table answers, and a verdict that asks Redis comes back (within the timeout).
+        #expect(open.check(k, now: t0 + 1_000, limits: Self.limits, activity: true, unknown: .adopt) == .active(idleFor: 1_000, remaining: Self.window))
+        let started = Date()
+        #expect(StoreConformance.decide(open, Self.key(40), now: t0) == .adopted)
+        #expect(Date().timeIntervalSince(started) < 1)
+        // Closed: a temporary refusal, and nothing ended locally.
+        #expect(closed.check(k, now: t0 + 1_000, limits: Self.limits, activity: true, unknown: .adopt) == .unavailable)
+        #expect(closed.local.record(k)?.isEnded == false)
+    }
+}
+
+final class Made: @unchecked Sendable {
+    private let lock = Mutex()
+    private var stores: [RedisStore] = []
+    func add(_ s: RedisStore) { lock.withLock { stores.append(s) } }
+    func stopAll() { for s in lock.withLock({ stores }) { s.stop() } }
+}
+
+/// Reads one hash field with a blocking socket (tests only).
+struct RedisClientProbe {
+    let port: UInt16
+    func hget(_ key: String, _ field: String) -> String? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var sa = sockaddr_in()
+        sa.sin_family = sa_family_t(AF_INET)
+        sa.sin_port = port.bigEndian
+        sa.sin_addr.s_addr = inet_addr("127.0.0.1")
+        guard withUnsafePointer(to: &sa, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }) == 0 else { return nil }
+        let out = "*3\r\n$4\r\nHGET\r\n$\(key.utf8.count)\r\n\(key)\r\n$\(field.utf8.count)\r\n\(field)\r\n"
+        _ = out.withCString { send(fd, $0, strlen($0), 0) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = recv(fd, &buffer, buffer.count, 0)
+        guard n > 0 else { return nil }
+        let lines = String(decoding: buffer[..<n], as: UTF8.self).components(separatedBy: "\r\n")
+        return lines.count > 1 && lines[0] != "$-1" ? lines[1] : nil
+    }
+}
