@@ -11,7 +11,7 @@ wrong). The last column is the proxy's own CPU time per request, user + system, 
 processes, from /proc): where the time goes when the client, the upstream and the proxies share the cores.
 
     Benchmarks/bench.py [--rounds 5] [--seconds 5] [--conns 64] [--sessions 1] [--path /web/dataset/call_kw]
-                        [--workers 1] [--idlegate BINARY] [--idlegate-args '...'] [--candidate NAME=ARGS] [--json]
+                        [--workers 1] [--idlegate BINARY] [--idlegate-args '...'] [--candidate NAME=ARGS] [--redis] [--json]
 
 Needs Debian's nginx, haproxy and wrk (Benchmarks/run installs them).
 """
@@ -31,7 +31,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-UPSTREAM, NGINX, HAPROXY, IDLEGATE = 19000, 19100, 19200, 19300
+UPSTREAM, NGINX, HAPROXY, IDLEGATE, REDIS = 19000, 19100, 19200, 19300, 19500
 
 # What Odoo 18 answers to a small `call_kw` (read of one partner), give or take.
 JSON_ANSWER = ('{"jsonrpc": "2.0", "id": 7, "result": [{"id": 3, "name": "Marc Demo", "login": "demo", '
@@ -225,6 +225,18 @@ def measure_url(url, args, script):
     return {k: float(v) for k, v in (kv.split("=") for kv in line.split()[1:])}
 
 
+def admin_metrics(port):
+    """An idlegate's /metrics, as {series: value}."""
+    import urllib.request
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    out = {}
+    for line in body.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=5)
@@ -238,6 +250,8 @@ def main():
     ap.add_argument("--idlegate-args", default="", help="more `serve` flags for idlegate")
     ap.add_argument("--candidate", action="append", default=[], metavar="NAME=ARGS",
                     help="another idlegate in the same rounds, with these extra `serve` flags (ARGS may start with a binary path: BIN::ARGS)")
+    ap.add_argument("--redis", action="store_true",
+                    help="also idlegate with `store: redis` (a fresh redis-server here), and its Redis round trips per request")
     ap.add_argument("--json", action="store_true", help="also print one JSON line with the medians and ratios")
     args = ap.parse_args()
     for tool in ("nginx", "haproxy", "wrk"):
@@ -257,6 +271,13 @@ def main():
         fleet.start("nginx", ["nginx", "-c", nginx_conf(work, args.workers)], NGINX, f"{work}/nginx.log")
         fleet.start("haproxy", ["haproxy", "-f", haproxy_conf(work, args.workers)], HAPROXY, f"{work}/haproxy.log")
         proxies = [("idlegate", args.idlegate, args.idlegate_args)]
+        if args.redis:
+            if shutil.which("redis-server") is None:
+                sys.exit("bench: --redis needs redis-server (apt-get install redis-server)")
+            fleet.start("redis", ["redis-server", "--port", str(REDIS), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                                  "--dir", work], REDIS, f"{work}/redis.log")
+            conf = write(f"{work}/redis.yaml", f"store: redis\nredis:\n  url: redis://127.0.0.1:{REDIS}\n")
+            proxies.append(("idlegate-redis", args.idlegate, f"--config {conf} {args.idlegate_args}"))
         for c in args.candidate:
             name, _, rest = c.partition("=")
             binary, _, extra = rest.partition("::") if "::" in rest else (args.idlegate, "", rest)
@@ -295,6 +316,15 @@ def main():
                  "user_us": statistics.median(x["user_us"] for x in rows), "sys_us": statistics.median(x["sys_us"] for x in rows)}
             summary[name] = s
             print(f"{name:<14}{s['rps']:>11.0f}{s['p50_ms']:>9.3f}{s['p99_ms']:>9.3f}{vs_nginx:>10.3f}{vs_haproxy:>12.3f}{vs_idlegate:>13.3f}{s['not200']:>8}{s['errors']:>8}{s['user_us']:>6.1f}+{s['sys_us']:<5.1f}")
+        if args.redis:
+            # Counted by idlegate itself: what the shared store cost over the whole run (warm-up included).
+            port = IDLEGATE + [name for name, _, _ in proxies].index("idlegate-redis")
+            m = admin_metrics(port + 80)
+            requests = sum(v for k, v in m.items() if k.startswith("idlegate_requests_total"))
+            trips, commands = m.get("idlegate_redis_round_trips_total", 0), m.get("idlegate_redis_commands_total", 0)
+            print(f"idlegate-redis: {requests:.0f} requests, {trips:.0f} Redis round trips ({trips / max(1, requests):.4f} per request), "
+                  f"{commands:.0f} commands ({commands / max(1, requests):.4f} per request), {m.get('idlegate_redis_errors_total', 0):.0f} errors")
+            summary["idlegate-redis"].update(redis_round_trips_per_request=trips / max(1, requests), redis_commands_per_request=commands / max(1, requests))
         if args.json:
             print(json.dumps(summary))
     finally:

@@ -35,6 +35,10 @@ public struct AuditEvent: Sendable {
         case configReloadFailed = "config_reload_failed"
         /// Odoo session files deleted by the scheduled reaper; `count` how many, `reason` by rule.
         case sessionsReaped = "sessions_reaped"
+        /// The shared session store (Redis) went down (`reason` why) or came back: in `fail_closed`
+        /// mode, sessions' requests are refused between the two.
+        case storeDown = "store_down"
+        case storeUp = "store_up"
         /// Events lost to a full queue since the last write; `count` says how many.
         case eventsDropped = "events_dropped"
     }

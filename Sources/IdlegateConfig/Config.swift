@@ -64,6 +64,10 @@ public struct Config: Sendable, Equatable {
     public var maxSessions: Int = 1_000_000
     /// Post Odoo's /web/session/destroy for every session idlegate expires. Default on.
     public var destroyInOdoo: Bool = true
+    /// Where session state lives: `memory` (this process's table) or `redis` (shared by replicas,
+    /// the table staying the fast path). Default `memory`.
+    public var store: StoreKind = .memory
+    public var redis = RedisConfig()
 
     // MARK: operations
 
@@ -106,7 +110,7 @@ public struct Config: Sendable, Equatable {
         RestartOnly("session_secret", \.sessionSecret), RestartOnly("key_file", \.keyFile), RestartOnly("max_sessions", \.maxSessions),
         RestartOnly("state_dir", \.stateDir), RestartOnly("snapshot_interval", \.snapshotInterval),
         RestartOnly("admin_listen", \.adminListen), RestartOnly("audit", \.audit), RestartOnly("upstream_tls", \.upstreamTLS),
-        RestartOnly("tls.redirect_listen", \.tls.redirectListen),
+        RestartOnly("tls.redirect_listen", \.tls.redirectListen), RestartOnly("store", \.store), RestartOnly("redis", \.redis),
     ]
 
     /// The keys that differ from `old` and take effect only after a restart (a reload keeps them).
@@ -131,6 +135,48 @@ extension Config {
     /// Ids never seen before: adopted with a fresh clock, or refused (strict kiosks).
     public enum UnknownSessions: String, Sendable, Equatable { case adopt, reject }
 
+    public enum StoreKind: String, Sendable, Equatable { case memory, redis }
+
+    /// The shortest idle window any policy has (ms).
+    public var shortestWindow: Int64 { ([idleTimeout] + policies.map(\.idleTimeout)).min() ?? idleTimeout }
+
+    /// `redis.sync_interval`, or when 0 a tenth of the shortest idle window, between 1 s and 30 s.
+    public var effectiveSyncInterval: Int64 {
+        redis.syncInterval > 0 ? redis.syncInterval : min(30_000, max(1_000, shortestWindow / 10))
+    }
+
+}
+
+/// The shared session store (`store: redis`): where Redis is, and how idlegate uses it.
+public struct RedisConfig: Sendable, Equatable {
+    /// `redis://[user:password@]host[:port][/db]`, `rediss://…` (TLS) or
+    /// `unix://[:password@]/path/redis.sock[?db=N]`. Default `redis://127.0.0.1:6379`.
+    public var url = "redis://127.0.0.1:6379"
+    /// Put before every key and the channel, so several Odoo instances can share one Redis. Default
+    /// `idlegate:`.
+    public var keyPrefix = "idlegate:"
+    /// Connections for commands (the subscriber's comes on top). Default 2.
+    public var poolSize = 2
+    /// A command's deadline; past it the connection is dropped and the request decided by the fail
+    /// mode. Default 200 ms.
+    public var timeout: Int64 = 200
+    /// Connecting and logging in. Default 1 s.
+    public var connectTimeout: Int64 = 1_000
+    /// How often each replica writes the activity it saw; 0 = a tenth of the shortest idle window,
+    /// between 1 s and 30 s. Default 0.
+    public var syncInterval: Int64 = 0
+    /// Redis down or slow: `fail_open` (enforce on local state, resync when it is back) or
+    /// `fail_closed` (sessions' requests get a 503 until it is back). Default `fail_open`.
+    public var failMode: FailMode = .failOpen
+    /// The CA bundle a `rediss://` server is verified against; empty = the system's. Default empty.
+    public var ca = ""
+
+    public enum FailMode: String, Sendable, Equatable {
+        case failOpen = "fail_open"
+        case failClosed = "fail_closed"
+    }
+
+    public init() {}
 }
 
 /// Cleaning Odoo's file session store from inside `serve` (`idlegate reap` does it once).

@@ -191,6 +191,8 @@ extension Config {
             case "timeouts": try applyTimeouts(try Self.mapping(value, key))
             case "tls": try applyTLS(try Self.mapping(value, key))
             case "upstream_tls": try applyUpstreamTLS(try Self.mapping(value, key))
+            case "store": store = try Self.choice(value, key, "memory or redis")
+            case "redis": try applyRedis(try Self.mapping(value, key))
             default: throw ConfigError(key, "unknown key")
             }
         }
@@ -279,6 +281,44 @@ extension Config {
             default: throw ConfigError(path, "unknown key")
             }
         }
+    }
+
+    private mutating func applyRedis(_ m: [String: Any]) throws(ConfigError) {
+        for (key, value) in m.sorted(by: { $0.key < $1.key }) {
+            let path = "redis.\(key)"
+            switch key {
+            case "url": redis.url = try Self.string(value, path)
+            case "key_prefix": redis.keyPrefix = try Self.string(value, path)
+            case "pool_size": redis.poolSize = try Self.int(value, path, min: 1, max: 64)
+            case "timeout", "connect_timeout":
+                let ms = try Self.duration(value, path)
+                guard ms >= 10 else { throw ConfigError(path, "must be at least 10ms") }
+                if key == "timeout" { redis.timeout = ms } else { redis.connectTimeout = ms }
+            case "sync_interval": redis.syncInterval = try Self.duration(value, path)
+            case "fail_mode": redis.failMode = try Self.choice(value, path, "fail_open or fail_closed")
+            case "ca": redis.ca = try Self.string(value, path)
+            default: throw ConfigError(path, "unknown key")
+            }
+        }
+    }
+
+    private func validateRedis() throws(ConfigError) {
+        guard store == .redis else { return }
+        do {
+            _ = try RedisURL.parse(redis.url)
+        } catch {
+            throw ConfigError("redis.url", "\(error)")
+        }
+        guard !redis.keyPrefix.isEmpty, redis.keyPrefix.utf8.count <= 64, redis.keyPrefix.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            throw ConfigError("redis.key_prefix", "must be 1 to 64 printable characters, no spaces")
+        }
+        if redis.timeout > 10_000 { throw ConfigError("redis.timeout", "must be at most 10s (a request waits that long at worst)") }
+        if redis.connectTimeout > 60_000 { throw ConfigError("redis.connect_timeout", "must be at most 60s") }
+        if redis.syncInterval != 0 && redis.syncInterval < 100 { throw ConfigError("redis.sync_interval", "must be 0 (automatic) or at least 100ms") }
+        if redis.syncInterval >= shortestWindow {
+            throw ConfigError("redis.sync_interval", "must be shorter than the shortest idle window (\(Config.formatDuration(shortestWindow)))")
+        }
+        if !redis.ca.isEmpty && !redis.url.lowercased().hasPrefix("rediss://") { throw ConfigError("redis.ca", "applies to rediss:// URLs only") }
     }
 
     private mutating func applyUpstreamTLS(_ m: [String: Any]) throws(ConfigError) {
@@ -423,6 +463,7 @@ extension Config {
             throw ConfigError("limits.request_line", "is larger than limits.header_bytes")
         }
         try validateTLS()
+        try validateRedis()
         for (i, p) in ([defaultPolicy] + policies).enumerated() where p.screenGuard {
             let key = i == 0 ? "warn_before" : "policies[\(i - 1)].warn_before"
             if p.warnBefore < 5_000 { throw ConfigError(key, "must be at least 5s (time to read the warning)") }

@@ -1,3 +1,5 @@
+import IdlegateBase
+
 extension Config {
     /// The config as YAML that `load(yaml:)` reads back to the same value: what `idlegate check` prints.
     /// Secrets (`session_secret`, `admin_token`) are shown as `"(set)"` unless `secrets` is true.
@@ -43,6 +45,17 @@ extension Config {
             "  ca: \(q(upstreamTLS.ca))",
             "  cert: \(q(upstreamTLS.cert))",
             "  key: \(q(upstreamTLS.key))",
+            "store: \(q(store.rawValue))",
+            "redis:",
+            // A password in the URL is a secret: shown as *** unless asked for.
+            "  url: \(q(secrets ? redis.url : (try? RedisURL.parse(redis.url)).flatMap { $0.password == nil ? nil : $0.description } ?? redis.url))",
+            "  key_prefix: \(q(redis.keyPrefix))",
+            "  pool_size: \(redis.poolSize)",
+            "  timeout: \(d(redis.timeout))",
+            "  connect_timeout: \(d(redis.connectTimeout))",
+            "  sync_interval: \(d(redis.syncInterval))",
+            "  fail_mode: \(q(redis.failMode.rawValue))",
+            "  ca: \(q(redis.ca))",
             "log_level: \(q(logLevel.rawValue))",
             "mode: \(q(mode.rawValue))",
             "idle_timeout: \(d(idleTimeout))",

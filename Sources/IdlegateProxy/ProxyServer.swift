@@ -19,6 +19,8 @@ public final class ProxyServer: @unchecked Sendable {
     private var redirectFDs: [Int32] = []
     private let stopped = DispatchSemaphore(value: 0)
     public let table: SessionTable
+    /// What requests are decided against: the table itself, or a shared layer over it (`makeStore`).
+    public let store: SessionStore
     public let metrics: ProxyMetrics
     public let audit: Auditor
     public let deriver: SessionKeyDeriver
@@ -35,7 +37,10 @@ public final class ProxyServer: @unchecked Sendable {
 
     /// Resolves the upstreams, loads the secret and the snapshot, binds every listen address; throws
     /// with a readable message.
-    public init(config: Config, metrics: ProxyMetrics = ProxyMetrics(), clock: Clock = SystemClock(), logger: Logger) throws {
+    /// `makeStore` puts a shared layer (Redis) over the local table; by default the table is the store.
+    /// It is handed the table and a key of the secret (replicas compare theirs).
+    public init(config: Config, metrics: ProxyMetrics = ProxyMetrics(), clock: Clock = SystemClock(), logger: Logger,
+                makeStore: (SessionTable, SessionKey) throws -> SessionStore = { table, _ in table }) throws {
         current = config
         self.clock = clock
         self.logger = logger
@@ -47,6 +52,7 @@ public final class ProxyServer: @unchecked Sendable {
         deriver = SessionKeyDeriver(secret: secret)
         snapshotCheck = SessionSnapshot.check(deriver)
         table = SessionTable(maxEntries: config.maxSessions, longestWindow: config.longestWindow)
+        store = try makeStore(table, snapshotCheck)
         var log: AuditLog? = nil
         if !config.audit.log.isEmpty {
             var s = AuditSettings(path: config.audit.log)
@@ -97,7 +103,7 @@ public final class ProxyServer: @unchecked Sendable {
     }
 
     private func makeSettings(_ config: Config) throws -> ProxySettings {
-        let gate = SessionGate(rules: SessionRules(config: config, auditing: audit.enabled), store: table, deriver: deriver, clock: clock,
+        let gate = SessionGate(rules: SessionRules(config: config, auditing: audit.enabled), store: store, deriver: deriver, clock: clock,
                                metrics: metrics, audit: audit, logger: logger)
         return ProxySettings(config: config, gate: gate, tls: try TLSServer.load(config.tls))
     }
@@ -191,10 +197,15 @@ public final class ProxyServer: @unchecked Sendable {
     }
 
     /// Ends a session by key (admin kick): its next request gets the expiry response, and that
-    /// request's cookie is used to destroy it in Odoo. False when the key is not tracked.
-    public func kick(_ key: SessionKey) -> Bool {
-        guard let r = table.record(key), !r.isEnded else { return false }
-        table.end(key, now: clock.now())
+    /// request's cookie is used to destroy it in Odoo; through a shared store, on every replica. False
+    /// when the key is not tracked here and `elsewhere` (a shared store's lookup) does not know it live.
+    public func kick(_ key: SessionKey, elsewhere: (SessionKey) -> Bool = { _ in false }) -> Bool {
+        if let r = table.record(key) {
+            guard !r.isEnded else { return false }
+        } else if !elsewhere(key) {
+            return false
+        }
+        store.end(key, now: clock.now())
         metrics.kicks.increment()
         audit.emit(.kicked, key: key) { $0.reason = "admin" }
         return true

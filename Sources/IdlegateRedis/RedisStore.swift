@@ -29,6 +29,9 @@ public final class RedisStore: SessionStore, @unchecked Sendable {
         /// How often dirty sessions are written (ms).
         public var syncInterval: Int64 = 30_000
         public var failMode = FailMode.open
+        /// A key of this replica's secret (the snapshot's check key): replicas that name sessions with
+        /// different secrets never share anything, which is said once, loudly. Nil: not checked.
+        public var secretCheck: String?
         public init() {}
     }
 
@@ -44,6 +47,8 @@ public final class RedisStore: SessionStore, @unchecked Sendable {
     public let tombstonesReceived = Atomic<Int64>(0)
     /// State changes, for the log, metrics and audit (on the client's thread).
     public var onStateChange: (_ up: Bool, _ why: String) -> Void = { _, _ in }
+    /// Something an operator must fix (replicas with different secrets), on the client's thread.
+    public var onMisconfiguration: (String) -> Void = { _ in }
 
     private let touchSHA: String
     private let endSHA: String
@@ -67,7 +72,12 @@ public final class RedisStore: SessionStore, @unchecked Sendable {
         }
         client.onSubscribed = { [unowned self] in catchUp() }
         client.onStateChange = { [unowned self] up, why in
-            if up { resync() } else if missedSince == nil { missedSince = clock.now() }
+            if up {
+                checkSecret()
+                resync()
+            } else if missedSince == nil {
+                missedSince = clock.now()
+            }
             onStateChange(up, why)
         }
         client.onTick = { [unowned self] now in
@@ -213,6 +223,18 @@ public final class RedisStore: SessionStore, @unchecked Sendable {
         client.send(batch, replies: ends.map { e in { [self] answer in if answer == nil { unsentEnds.append(e) } } })
     }
 
+    /// The first replica to connect writes its secret's check key; every other one compares.
+    private func checkSecret() {
+        guard let check = settings.secretCheck else { return }
+        let key = settings.prefix + "secret-check"
+        client.send([["SET", key, check, "NX"], ["GET", key]], replies: [{ _ in }, { [self] answer in
+            if let held = answer?.text, held != check {
+                onMisconfiguration("the replicas sharing \(client.settings.url) (prefix \(settings.prefix)) use different session secrets: "
+                    + "they name sessions differently and share nothing; give every replica the same session_secret or key_file")
+            }
+        }])
+    }
+
     /// Redis is back: what waited goes now.
     private func resync() {
         let ends = unsentEnds
@@ -251,6 +273,18 @@ public final class RedisStore: SessionStore, @unchecked Sendable {
         }
         guard done.wait(timeout: .now() + .milliseconds(Int(client.settings.timeout + client.settings.connectTimeout))) == .success else { return nil }
         return box.get().map { (found: $0.0, ended: $0.1) }
+    }
+
+    /// The shared store's metrics, in Prometheus's text format (read at each scrape).
+    public func prometheusText() -> String {
+        func metric(_ name: String, _ type: String, _ help: String, _ value: Int64) -> String {
+            "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n\(name) \(value)\n"
+        }
+        return metric("idlegate_redis_up", "gauge", "Whether the shared session store answers (1) or not (0)", client.isUp ? 1 : 0)
+            + metric("idlegate_redis_commands_total", "counter", "Commands sent to Redis", client.commands.load(ordering: .relaxed))
+            + metric("idlegate_redis_round_trips_total", "counter", "Round trips to Redis (a pipelined batch is one)", client.roundTrips.load(ordering: .relaxed))
+            + metric("idlegate_redis_errors_total", "counter", "Commands that failed, timed out or found Redis down", client.errors.load(ordering: .relaxed))
+            + metric("idlegate_redis_tombstones_received_total", "counter", "Ended sessions announced by other replicas", tombstonesReceived.load(ordering: .relaxed))
     }
 
     // MARK: scripts

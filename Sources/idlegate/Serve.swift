@@ -8,6 +8,7 @@ import IdlegateConfig
 import IdlegateIO
 import IdlegateProxy
 import IdlegateReaper
+import IdlegateRedis
 import IdlegateSessions
 import Logging
 import Metrics
@@ -37,11 +38,17 @@ struct Serve: ParsableCommand {
         cs_block_signals()
         raiseOpenFileLimit(logger)
         let server: ProxyServer
+        var shared: RedisStore? = nil
         do {
-            server = try ProxyServer(config: config, logger: logger)
+            server = try ProxyServer(config: config, logger: logger) { table, check in
+                guard config.store == .redis else { return table }
+                shared = try SharedStore.make(config, table: table, secretCheck: check)
+                return shared!
+            }
         } catch {
             throw fail("cannot start: \(error)")
         }
+        if let shared { SharedStore.start(shared, server: server, logger: logger) }
         let options = self.options
         let reload: @Sendable () -> (Bool, String) = {
             do {
@@ -61,7 +68,7 @@ struct Serve: ParsableCommand {
         if !config.adminListen.isEmpty {
             let admin: AdminServer
             do {
-                admin = try AdminServer(listen: config.adminListen, backend: adminBackend(server, registry: registry, reload: reload))
+                admin = try AdminServer(listen: config.adminListen, backend: adminBackend(server, shared: shared, registry: registry, reload: reload))
             } catch {
                 throw fail("cannot start the admin API on \(config.adminListen): \(error)")
             }
@@ -76,6 +83,7 @@ struct Serve: ParsableCommand {
             case SIGTERM, SIGINT:
                 logger.info("signal \(sig): no new connections; finishing requests in flight (up to \(config.timeouts.shutdownGrace / 1000)s)")
                 server.shutdown()
+                shared?.stop()
                 if let why = server.failed {
                     logger.critical("stopped after a failure: \(why)")
                     throw ExitCode(1)
@@ -97,19 +105,26 @@ struct Serve: ParsableCommand {
 }
 
 /// The admin API's view of the running server.
-func adminBackend(_ server: ProxyServer, registry: PrometheusCollectorRegistry, reload: @escaping @Sendable () -> (Bool, String)) -> AdminBackend {
+func adminBackend(_ server: ProxyServer, shared: RedisStore?, registry: PrometheusCollectorRegistry,
+                  reload: @escaping @Sendable () -> (Bool, String)) -> AdminBackend {
     AdminBackend(
         metrics: {
             server.metrics.sessionsTracked.record(server.table.count)
-            return registry.emitToBuffer() + Array(server.metrics.upstreamLatency.prometheusText().utf8)
+            return registry.emitToBuffer() + Array(server.metrics.upstreamLatency.prometheusText().utf8) + Array((shared?.prometheusText() ?? "").utf8)
         },
         ready: {
             // Both of Odoo's ports: the HTTP one and the WebSocket/long-polling one (often the same).
             let c = server.config
             var down: [String] = []
             for u in Set([c.upstream.authority, c.websocketUpstream.authority]).sorted() where !upstreamReachable(u) { down.append("http://\(u)") }
-            return down.isEmpty ? (true, "upstream \(c.upstream) and websocket upstream \(c.websocketUpstream) reachable")
-                                : (false, "not reachable: \(down.joined(separator: ", "))")
+            var (ok, detail) = down.isEmpty ? (true, "upstream \(c.upstream) and websocket upstream \(c.websocketUpstream) reachable")
+                                            : (false, "not reachable: \(down.joined(separator: ", "))")
+            if let shared {
+                let s = SharedStore.readiness(shared)
+                ok = ok && s.ok
+                detail += "; " + s.detail
+            }
+            return (ok, detail)
         },
         table: server.table,
         now: { server.now },
@@ -122,7 +137,8 @@ func adminBackend(_ server: ProxyServer, registry: PrometheusCollectorRegistry, 
         },
         login: { key in server.audit.logins[key] },
         kick: { key in
-            let kicked = server.kick(key)
+            // A session this replica never saw may be live on another: the shared store is asked.
+            let kicked = server.kick(key) { k in shared.flatMap { $0.sharedRecord(k) }.map { $0.found && !$0.ended } ?? false }
             if kicked { Logger(label: "idlegate").notice("session \(key) kicked (admin API): its next request is logged out") }
             return kicked
         },

@@ -1,3 +1,4 @@
+import IdlegateBase
 import IdlegateRedis
 import Testing
 

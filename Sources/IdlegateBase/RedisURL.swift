@@ -30,9 +30,9 @@ public struct RedisURL: Sendable, Equatable, CustomStringConvertible {
 
     public static func parse(_ text: String) throws -> RedisURL {
         let scheme: String, rest: Substring
-        if let r = text.range(of: "://") {
-            scheme = text[..<r.lowerBound].lowercased()
-            rest = text[r.upperBound...]
+        if let colon = text.firstIndex(of: ":"), text[colon...].hasPrefix("://") {
+            scheme = text[..<colon].lowercased()
+            rest = text[text.index(colon, offsetBy: 3)...]
         } else {
             throw Invalid("\(text.isEmpty ? "an empty URL" : "no scheme"): use redis://host:port, rediss://host:port or unix:///path")
         }
