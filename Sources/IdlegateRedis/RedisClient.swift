@@ -53,6 +53,8 @@ public final class RedisClient: @unchecked Sendable {
     public var onMessage: ([UInt8]) -> Void = { _ in }
     /// On this client's thread: the subscriber is listening again (what it may have missed can be read).
     public var onSubscribed: () -> Void = {}
+    /// On this client's thread: the subscriber lost its connection (messages may be missed from now).
+    public var onUnsubscribed: () -> Void = {}
     /// On this client's thread, about every 10 ms.
     public var onTick: (Int64) -> Void = { _ in }
 
@@ -131,7 +133,7 @@ public final class RedisClient: @unchecked Sendable {
     private func expire(_ c: RedisConnection, now: Int64) {
         if c.state != .ready {
             if now - c.openedAt > settings.connectTimeout { c.close("no answer in \(settings.connectTimeout) ms") }
-        } else if let sent = c.oldestSentAt, now - sent > settings.timeout {
+        } else if let since = c.stalledSince, now - since > settings.timeout {
             c.close("no reply in \(settings.timeout) ms")
         }
     }
@@ -169,7 +171,8 @@ public final class RedisClient: @unchecked Sendable {
                 subscriberBackoff = 100
                 onSubscribed()
             }
-            s.onClosed = { [unowned self] _, _ in
+            s.onClosed = { [unowned self] c, _ in
+                if c.wasReady { onUnsubscribed() }
                 subscriberRetryAt = loop.now + subscriberBackoff
                 subscriberBackoff = min(2_000, subscriberBackoff * 2)
             }

@@ -30,10 +30,15 @@ final class RedisConnection: EventHandler {
     var onReady: (RedisConnection) -> Void = { _ in }
     var onClosed: (RedisConnection, String) -> Void = { _, _ in }
     private(set) var closeReason: String?
+    /// It was logged in and ready at some point before it closed.
+    private(set) var wasReady = false
 
     var pendingCount: Int { waiting.count - waitingHead }
-    /// When the oldest unanswered command was sent.
-    var oldestSentAt: Int64? { waitingHead < waiting.count ? waiting[waitingHead].sentAt : nil }
+    private var lastReplyAt: Int64 = 0
+    /// Since when the connection owes a reply and has sent none: the oldest unanswered command's send
+    /// time, or the last reply if that came later (a long pipelined batch that keeps answering is not
+    /// stalled). Nil when nothing is owed.
+    var stalledSince: Int64? { waitingHead < waiting.count ? max(waiting[waitingHead].sentAt, lastReplyAt) : nil }
 
     /// Starts a non-blocking connect; `login` are the commands sent first, each of which must not fail.
     init(loop: EventLoop, url: RedisURL, tls: TLSClient?, login: [[String]]) throws {
@@ -99,10 +104,13 @@ final class RedisConnection: EventHandler {
             return
         }
         loginLeft -= 1
-        if loginLeft == 0 && state == .loggingIn {
-            state = .ready
-            onReady(self)
-        }
+        if loginLeft == 0 && state == .loggingIn { becomeReady() }
+    }
+
+    private func becomeReady() {
+        state = .ready
+        wasReady = true
+        onReady(self)
     }
 
     /// Queues commands and writes what the socket takes now.
@@ -136,10 +144,7 @@ final class RedisConnection: EventHandler {
                 return
             }
             state = .loggingIn
-            if loginLeft == 0 {
-                state = .ready
-                onReady(self)
-            }
+            if loginLeft == 0 { becomeReady() }
         }
         guard state != .closed else { return }
         flush()
@@ -181,6 +186,7 @@ final class RedisConnection: EventHandler {
 
     private func deliver() {
         do {
+            lastReplyAt = loop.now
             while state != .closed, let v = try parser.next() {
                 if waitingHead < waiting.count {
                     let w = waiting[waitingHead]

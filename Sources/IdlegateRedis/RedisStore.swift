@@ -44,6 +44,8 @@ public final class RedisStore: SessionStore, @unchecked Sendable {
     private var lastFlush: Int64 = 0
     /// When the subscriber last lost its channel (ms): catch-up reads tombstones from there.
     private var missedSince: Int64?
+    /// The subscriber is back but the tombstones it missed are not read yet (no command connection was).
+    private var catchUpPending = false
     public let tombstonesReceived = Atomic<Int64>(0)
     /// State changes, for the log, metrics and audit (on the client's thread).
     public var onStateChange: (_ up: Bool, _ why: String) -> Void = { _, _ in }
@@ -70,13 +72,18 @@ public final class RedisStore: SessionStore, @unchecked Sendable {
             tombstonesReceived.add(1, ordering: .relaxed)
             local.end(key, now: clock.now())
         }
-        client.onSubscribed = { [unowned self] in catchUp() }
+        client.onUnsubscribed = { [unowned self] in
+            if missedSince == nil { missedSince = clock.now() }
+        }
+        client.onSubscribed = { [unowned self] in
+            catchUpPending = true
+            if client.isUp { catchUp() }
+        }
         client.onStateChange = { [unowned self] up, why in
             if up {
                 checkSecret()
+                if catchUpPending { catchUp() }
                 resync()
-            } else if missedSince == nil {
-                missedSince = clock.now()
             }
             onStateChange(up, why)
         }
@@ -194,22 +201,27 @@ public final class RedisStore: SessionStore, @unchecked Sendable {
         if let shared = SharedRecord(answer), shared.endedAt != nil { local.end(key, now: clock.now()) }
     }
 
-    /// Writes every dirty session's last activity, pipelined. Down: they stay dirty for later.
+    /// Writes every dirty session's last activity, pipelined in batches of `batchSize` spread over the
+    /// pool (a request's own question never waits behind more than one). Down: they stay dirty.
     func flush() {
         guard client.isUp else { return }
         let keys = dirty.drain()
-        guard !keys.isEmpty else { return }
-        var batch: [[String]] = [], replies: [RedisClient.Reply] = []
-        batch.reserveCapacity(keys.count)
-        for k in keys {
-            guard let r = local.record(k), !r.isEnded else { continue }
-            batch.append(touchCommand(k, r, mode: "touch"))
-            replies.append { [self] answer in
-                if let answer { endIfEndedThere(k, answer) } else { dirty.insert(k) }
+        var start = 0
+        while start < keys.count {
+            var batch: [[String]] = [], replies: [RedisClient.Reply] = []
+            for k in keys[start..<min(keys.count, start + Self.batchSize)] {
+                guard let r = local.record(k), !r.isEnded else { continue }
+                batch.append(touchCommand(k, r, mode: "touch"))
+                replies.append { [self] answer in
+                    if let answer { endIfEndedThere(k, answer) } else { dirty.insert(k) }
+                }
             }
+            client.send(batch, replies: replies)
+            start += Self.batchSize
         }
-        client.send(batch, replies: replies)
     }
+
+    static let batchSize = 256
 
     private func sendEnds(_ ends: [(SessionKey, Int64)]) {
         guard client.isUp else {
@@ -247,12 +259,13 @@ public final class RedisStore: SessionStore, @unchecked Sendable {
     private func catchUp() {
         let now = clock.now()
         let since = (missedSince ?? (now - local.tombstone)) - 5_000
-        missedSince = nil
+        catchUpPending = false
         client.send([["ZRANGEBYSCORE", settings.prefix + "ended", String(since), "+inf"]], replies: [{ [self] answer in
             guard case .array(let items)? = answer else {
-                missedSince = since + 5_000  // try again on the next subscription
+                catchUpPending = true  // again when Redis is back
                 return
             }
+            missedSince = nil
             let now = clock.now()
             for item in items {
                 if case .bulk(let b) = item, let key = SessionKey(hex: b) { local.end(key, now: now) }

@@ -96,6 +96,19 @@ final class RedisStoreTests: @unchecked Sendable {
         #expect(try server.command(["ZSCORE", "share2:ended", k.description]).hasPrefix("$"))
     }
 
+    @Test func aReplicaWhoseSubscriberWasAwayCatchesUpFromTheTombstones() throws {
+        let a = try store(prefix: "share5:"), b = try store(prefix: "share5:")
+        defer { a.stop(); b.stop() }
+        #expect(waitUntil("up") { a.isUp && b.isUp })
+        let t0 = SystemClock().now(), k = Self.key(5)
+        for s in [a, b] { _ = StoreConformance.decide(s, k, now: t0) }
+        usleep(200_000)
+        // Every subscriber is cut off; the end is published to nobody while they reconnect.
+        try server.command(["CLIENT", "KILL", "TYPE", "pubsub"])
+        a.end(k, now: t0 + 1_000)
+        #expect(waitUntil("caught up") { b.check(k, now: t0 + 2_000, limits: Self.limits, activity: false, unknown: .adopt) == .ended })
+    }
+
     @Test func racingTouchesNeverMoveLastActivityBackwards() throws {
         let a = try store(prefix: "share3:"), b = try store(prefix: "share3:")
         defer { a.stop(); b.stop() }
