@@ -82,12 +82,30 @@ struct AdminRouter {
         func less(_ a: SessionKey, _ b: SessionKey) -> Bool { a.hi != b.hi ? a.hi < b.hi : a.lo < b.lo }
         var page: [(SessionKey, SessionRecord)] = []
         var total = 0
-        backend.table.forEachStripe { entries in
-            total += entries.count
-            for e in entries where after.map({ less($0, e.0) }) ?? true { page.append(e) }
-            if page.count > limit * 4 {
-                page.sort { less($0.0, $1.0) }
-                page.removeLast(page.count - limit - 1)
+        if let shared = backend.shared {
+            // Every replica's sessions: what Redis holds, and this replica's newer view of its own.
+            var all: [SessionKey: SessionRecord] = [:]
+            guard shared({ for (k, r) in $0 { all[k] = r } }) else {
+                return AdminResponse(status: 503, json: #"{"error": "the shared session store did not answer"}"#)
+            }
+            backend.table.forEachStripe { entries in
+                for (k, r) in entries {
+                    guard var held = all[k] else { all[k] = r; continue }
+                    held.lastActive = max(held.lastActive, r.lastActive)
+                    if held.endedAt == 0 { held.endedAt = r.endedAt }
+                    all[k] = held
+                }
+            }
+            total = all.count
+            page = all.filter { e in after.map { less($0, e.key) } ?? true }.map { ($0.key, $0.value) }
+        } else {
+            backend.table.forEachStripe { entries in
+                total += entries.count
+                for e in entries where after.map({ less($0, e.0) }) ?? true { page.append(e) }
+                if page.count > limit * 4 {
+                    page.sort { less($0.0, $1.0) }
+                    page.removeLast(page.count - limit - 1)
+                }
             }
         }
         page.sort { less($0.0, $1.0) }

@@ -18,6 +18,9 @@ public struct AdminBackend: Sendable {
     /// The login name of a session, when it is known.
     public var login: @Sendable (SessionKey) -> String?
     public var kick: @Sendable (SessionKey) -> Bool
+    /// A shared store's sessions (every replica's), handed out a page at a time; false when it did not
+    /// answer. Nil: the local table is the whole picture.
+    public var shared: (@Sendable (([(SessionKey, SessionRecord)]) -> Void) -> Bool)?
     /// Re-reads the configuration: (applied, message).
     public var reload: @Sendable () -> (Bool, String)
     /// The bearer token in force (empty: none); read per request, so a reload changes it.
@@ -26,7 +29,9 @@ public struct AdminBackend: Sendable {
     public init(metrics: @escaping @Sendable () -> [UInt8], ready: @escaping @Sendable () -> (Bool, String), table: SessionTable,
                 now: @escaping @Sendable () -> Int64, policyName: @escaping @Sendable (SessionRecord) -> String?,
                 login: @escaping @Sendable (SessionKey) -> String?, kick: @escaping @Sendable (SessionKey) -> Bool,
-                reload: @escaping @Sendable () -> (Bool, String), token: @escaping @Sendable () -> String) {
+                reload: @escaping @Sendable () -> (Bool, String), token: @escaping @Sendable () -> String,
+                shared: (@Sendable (([(SessionKey, SessionRecord)]) -> Void) -> Bool)? = nil) {
+        self.shared = shared
         self.metrics = metrics
         self.ready = ready
         self.table = table

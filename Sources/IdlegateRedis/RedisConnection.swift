@@ -14,7 +14,9 @@ final class RedisConnection: EventHandler {
 
     private(set) var state = State.connecting
     private let loop: EventLoop
-    private let fd: Int32
+    private var fd: Int32
+    /// Addresses of the host still to try when a connect fails (`localhost` is ::1 and 127.0.0.1).
+    private var otherAddresses: [SocketAddress] = []
     private let makeTransport: (Int32) throws -> Transport
     private var transport: Transport?
     private var out: [UInt8] = []
@@ -49,6 +51,7 @@ final class RedisConnection: EventHandler {
             let addresses = try SocketAddress.resolve(host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
             guard let address = addresses.first else { throw IOError("resolve \(host)", errno: 0) }
             fd = try Socket.connect(to: address)
+            otherAddresses = Array(addresses.dropFirst())
             if url.tls, let tls {
                 makeTransport = { fd in try tls.transport(fd: fd, host: host) }
             } else {
@@ -134,6 +137,14 @@ final class RedisConnection: EventHandler {
             guard events & (Events.writable | Events.error | Events.hangup) != 0 else { return }
             let err = Socket.pendingError(fd)
             guard err == 0 else {
+                if let next = otherAddresses.first, let nextFD = try? Socket.connect(to: next) {
+                    otherAddresses.removeFirst()
+                    loop.deregister(fd: fd)
+                    Glibc.close(fd)
+                    fd = nextFD
+                    do { try loop.register(fd: fd, handler: self) } catch { close("epoll: \(error)") }
+                    return
+                }
                 close("connect: \(String(cString: strerror(err)))")
                 return
             }

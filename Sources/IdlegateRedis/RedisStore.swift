@@ -106,7 +106,8 @@ public final class RedisStore: SessionStore, @unchecked Sendable {
     public func check(_ key: SessionKey, now: Int64, limits: SessionLimits, activity: Bool, unknown: UnknownSessions) -> SessionVerdict {
         if settings.failMode == .closed && !client.isUp { return .unavailable }
         let v = local.check(key, now: now, limits: limits, activity: activity, unknown: unknown)
-        if activity, case .active(let gap, _) = v, gap > 0 { dirty.insert(key) }
+        // Written behind: a touch, or a window tightened by this request's policy.
+        if activity, case .active = v { dirty.insert(key) }
         return v
     }
 
@@ -164,6 +165,8 @@ public final class RedisStore: SessionStore, @unchecked Sendable {
         }
         var r = shared.record
         r.tighten(limits)
+        // And to the windows this replica already held it to (tightened here, not yet written).
+        if let mine = local.record(key) { r.tighten(SessionLimits(idle: mine.idle.millis, maxLifetime: mine.maxLifetime.millis)) }
         if let reason = r.expiry(at: now) {
             if case .expired = verdict { return verdict }  // the local record is ended already
             local.end(key, now: now)
@@ -273,6 +276,45 @@ public final class RedisStore: SessionStore, @unchecked Sendable {
         }])
     }
 
+    /// Every session Redis holds, a SCAN page at a time, each as a record (ended ones with `endedAt`):
+    /// the admin API's listing across replicas. Blocking (never on a proxy loop). False when Redis did
+    /// not answer.
+    public func forEachShared(_ body: ([(SessionKey, SessionRecord)]) -> Void) -> Bool {
+        let prefix = settings.prefix + "s:"
+        var cursor = "0"
+        repeat {
+            guard let scan = blocking([["SCAN", cursor, "MATCH", prefix + "*", "COUNT", "1000"]])?.first,
+                  case .array(let parts)? = scan, parts.count == 2, let next = parts[0].text, case .array(let names) = parts[1] else { return false }
+            cursor = next
+            let keys = names.compactMap { $0.text.flatMap { SessionKey(hex: $0.dropFirst(prefix.count)) } }
+            guard !keys.isEmpty else { continue }
+            guard let replies = blocking(keys.map { ["HMGET", redisKey($0), "a", "s", "i", "l", "e"] }) else { return false }
+            var page: [(SessionKey, SessionRecord)] = []
+            for (k, reply) in zip(keys, replies) {
+                guard let reply, let shared = SharedRecord(reply) else { continue }
+                var r = shared.record
+                if let e = shared.endedAt { r.endedAt = e }
+                page.append((k, r))
+            }
+            body(page)
+        } while cursor != "0"
+        return true
+    }
+
+    /// Sends a batch from a thread that may wait, and waits for every reply (nil: Redis did not answer).
+    private func blocking(_ batch: [[String]]) -> [RESPValue?]? {
+        let box = RepliesBox(count: batch.count), done = DispatchSemaphore(value: 0)
+        client.execute { [client] in
+            client.send(batch, replies: (0..<batch.count).map { i in { v in
+                if box.set(i, v) { done.signal() }
+            } })
+        }
+        let wait = client.settings.timeout * 4 + client.settings.connectTimeout
+        guard done.wait(timeout: .now() + .milliseconds(Int(wait))) == .success else { return nil }
+        let replies = box.all
+        return replies.contains { $0 == nil } ? nil : replies
+    }
+
     /// Asks Redis for one session, waiting at most the command timeout (never call on a proxy loop:
     /// the admin API's queue uses it for a kick of a session this replica has not seen).
     public func sharedRecord(_ key: SessionKey) -> (found: Bool, ended: Bool)? {
@@ -345,6 +387,25 @@ public final class RedisStore: SessionStore, @unchecked Sendable {
         _ = bytes.withUnsafeBufferPointer { SHA1($0.baseAddress, $0.count, &digest) }
         return Hex.encode(digest)
     }
+}
+
+final class RepliesBox: @unchecked Sendable {
+    private let lock = Mutex()
+    private var replies: [RESPValue?]
+    private var left: Int
+    init(count: Int) {
+        replies = Array(repeating: nil, count: count)
+        left = count
+    }
+    /// Stores reply `i`; true for the last one.
+    func set(_ i: Int, _ v: RESPValue?) -> Bool {
+        lock.withLock {
+            replies[i] = v
+            left -= 1
+            return left == 0
+        }
+    }
+    var all: [RESPValue?] { lock.withLock { replies } }
 }
 
 final class ResultBox: @unchecked Sendable {

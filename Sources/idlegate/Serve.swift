@@ -143,7 +143,8 @@ func adminBackend(_ server: ProxyServer, shared: RedisStore?, registry: Promethe
             return kicked
         },
         reload: reload,
-        token: { server.config.adminToken }
+        token: { server.config.adminToken },
+        shared: shared.map { store in { @Sendable body in store.forEachShared(body) } }
     )
 }
 

@@ -23,15 +23,19 @@ SECRET = "5e" * 32
 class Redis:
     """A real redis-server on a free port, no persistence; `stop` and `start` again on the same port."""
 
-    def __init__(self):
+    def __init__(self, listen=None, extra=(), connect=None, login=()):
+        """`listen`: the listening arguments (default: plain TCP on a free port); `connect`: how tests reach it
+        (a socket factory); `login`: the AUTH arguments tests send first."""
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="idlegate-redis-")
+        self.listen = listen or ["--port", str(self.port)]
+        self.extra, self.login = list(extra), list(login)
+        self.connect = connect or (lambda: socket.create_connection(("127.0.0.1", self.port), 5))
         self.start()
 
     def start(self):
-        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                                      "--dir", self.dir, "--logfile", os.path.join(self.dir, "redis.log")])
-        wait_port(self.port)
+        self.proc = subprocess.Popen(["redis-server", *self.listen, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                                      "--dir", self.dir, "--logfile", os.path.join(self.dir, "redis.log"), *self.extra])
         for _ in range(100):
             try:
                 if self.cmd("PING") == "PONG":
@@ -39,6 +43,7 @@ class Redis:
             except (OSError, ValueError):
                 pass
             time.sleep(0.05)
+        raise RuntimeError(f"redis-server did not answer: {open(os.path.join(self.dir, 'redis.log')).read()[-2000:]}")
 
     def stop(self):
         if self.proc.poll() is None:
@@ -47,14 +52,16 @@ class Redis:
 
     def cmd(self, *args):
         """One command, its reply decoded (lists for arrays, None for nil)."""
-        with socket.create_connection(("127.0.0.1", self.port), 5) as s:
-            out = f"*{len(args)}\r\n".encode()
-            for a in args:
-                a = str(a).encode()
-                out += f"${len(a)}\r\n".encode() + a + b"\r\n"
-            s.sendall(out)
+        with self.connect() as s:
             f = s.makefile("rb")
-            return self._read(f)
+            for command in ([("AUTH", *self.login)] if self.login else []) + [args]:
+                out = f"*{len(command)}\r\n".encode()
+                for a in command:
+                    a = str(a).encode()
+                    out += f"${len(a)}\r\n".encode() + a + b"\r\n"
+                s.sendall(out)
+                reply = self._read(f)
+            return reply
 
     def _read(self, f):
         line = f.readline()
@@ -90,8 +97,8 @@ def redis():
     shutil.rmtree(r.dir, ignore_errors=True)
 
 
-def config(redis, idle="3s", fail_mode="fail_open", extra=""):
-    return (f"idle_timeout: {idle}\nsession_secret: \"{SECRET}\"\nstore: redis\nredis:\n  url: {redis.url()}\n"
+def config(redis, idle="3s", fail_mode="fail_open", extra="", url=None):
+    return (f"idle_timeout: {idle}\nsession_secret: \"{SECRET}\"\nstore: redis\nredis:\n  url: \"{url or redis.url()}\"\n"
             f"  sync_interval: 200ms\n  fail_mode: {fail_mode}\n  timeout: 200ms\n  connect_timeout: 300ms\n" + extra)
 
 
@@ -161,6 +168,17 @@ def test_a_kick_on_one_replica_holds_on_the_others(odoo, redis, start_idlegate):
     assert c.admin("DELETE", f"/sessions/{key_of(other)}")[0] == 200
     assert wait_for(lambda: not alive(a, other))
     assert c.admin("DELETE", "/sessions/" + "0" * 31 + "1")[0] == 404
+    # Any replica's listing shows every replica's sessions: one only A saw, written behind, is on C's.
+    third, _ = login(a)
+    assert alive(a, third)
+    time.sleep(0.4)
+    listing = json.loads(c.admin("GET", "/sessions?limit=1000")[2])
+    rows = {r["key"]: r for r in listing["sessions"]}
+    assert rows[key_of(third)]["state"] == "active" and rows[key_of(sid)]["state"] == "ended" and rows[key_of(other)]["state"] == "ended"
+    assert listing["total"] == 3
+    first = json.loads(c.admin("GET", "/sessions?limit=2")[2])
+    rest = json.loads(c.admin("GET", f"/sessions?limit=2&after={first['next']}")[2])
+    assert [r["key"] for r in first["sessions"] + rest["sessions"]] == sorted(rows) and rest["next"] is None
 
 
 def test_redis_down_each_fail_mode_does_what_it_says_and_state_reconciles(odoo, redis, start_idlegate):
@@ -282,3 +300,57 @@ def test_check_validates_the_store_and_never_prints_the_password(tmp_path):
     bad.write_text('store: redis\nredis:\n  url: "memcached://x"\n')
     r = subprocess.run([BINARY, "check", "--config", str(bad)], capture_output=True, text=True)
     assert r.returncode != 0 and "redis.url" in r.stderr and "memcached" in r.stderr
+
+
+def test_rediss_with_an_acl_user_and_a_unix_socket_with_a_password(odoo, start_idlegate, tmp_path):
+    import ssl
+    from test_tls import PKI
+    pki = PKI()
+    cert, key = pki.leaf("redis", ["localhost"])
+    ctx = ssl.create_default_context(cafile=pki.ca)
+    port = free_port()
+    secure = Redis(listen=["--port", "0", "--tls-port", str(port)],
+                   extra=["--tls-cert-file", cert, "--tls-key-file", key, "--tls-ca-cert-file", pki.ca, "--tls-auth-clients", "no",
+                          "--user", "idlegate", "on", ">s3cret", "~*", "&*", "+@all", "--user", "default", "off"],
+                   connect=lambda: ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), 5), server_hostname="localhost"),
+                   login=("idlegate", "s3cret"))
+    sock = str(tmp_path / "redis.sock")
+    local = Redis(listen=["--port", "0", "--unixsocket", sock, "--unixsocketperm", "700", "--requirepass", "pw:with@"],
+                  connect=lambda: _unix(sock), login=("pw:with@",))
+    try:
+        a = start_idlegate(odoo.url, config=config(secure, idle="1m", url=f"rediss://idlegate:s3cret@localhost:{port}/0",
+                                                   extra=f"  ca: {pki.ca}\n"))
+        b = start_idlegate(odoo.url, config=config(local, idle="1m", url=f"unix://:pw%3Awith%40@{sock}?db=2"))
+        for ig, redis, db in ((a, secure, 0), (b, local, 2)):
+            assert metrics(ig)["idlegate_redis_up"] == 1, ig.logs()
+            sid, _ = login(ig)
+            assert alive(ig, sid)
+            redis.cmd("SELECT", db)
+            assert wait_for(lambda: any(k == f"idlegate:s:{key_of(sid)}" for k in _keys(redis, db)))
+            assert "s3cret" not in ig.logs() and "pw:with" not in ig.logs()
+        # A wrong password is a clear line, and the store is down (fail_open: still serving).
+        c = start_idlegate(odoo.url, config=config(local, idle="1m", url=f"unix://:wrong@{sock}"))
+        assert wait_for(lambda: "AUTH refused" in c.logs())
+        assert metrics(c)["idlegate_redis_up"] == 0
+    finally:
+        secure.stop()
+        local.stop()
+
+
+def _unix(path):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(5)
+    s.connect(path)
+    return s
+
+
+def _keys(redis, db):
+    """The keys of database `db` (a fresh connection each time: SELECT, then KEYS)."""
+    with redis.connect() as s:
+        f = s.makefile("rb")
+        out = []
+        for command in ([("AUTH", *redis.login)] if redis.login else []) + [("SELECT", str(db)), ("KEYS", "*")]:
+            data = f"*{len(command)}\r\n".encode() + b"".join(f"${len(x.encode())}\r\n{x}\r\n".encode() for x in command)
+            s.sendall(data)
+            out = redis._read(f)
+        return out
