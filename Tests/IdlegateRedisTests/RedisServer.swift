@@ -42,7 +42,16 @@ final class RedisServer: @unchecked Sendable {
 
     /// One command over a blocking socket, the first reply line back (tests only).
     @discardableResult
-    func command(_ args: [String]) throws -> String {
+    func command(_ args: [String]) throws -> String { try lines(args).first ?? "" }
+
+    /// One hash field (nil when there is none).
+    func hget(_ key: String, _ field: String) throws -> String? {
+        let l = try lines(["HGET", key, field])
+        return l.count > 1 && l[0] != "$-1" ? l[1] : nil
+    }
+
+    /// One command, the lines of its reply (a reply that fits one read).
+    func lines(_ args: [String]) throws -> [String] {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var sa = sockaddr_in()
@@ -57,7 +66,7 @@ final class RedisServer: @unchecked Sendable {
         var buffer = [UInt8](repeating: 0, count: 65_536)
         let n = recv(fd, &buffer, buffer.count, 0)
         guard n > 0 else { throw POSIXError(.ECONNRESET) }
-        return String(decoding: buffer[..<n], as: UTF8.self).components(separatedBy: "\r\n").first ?? ""
+        return String(decoding: buffer[..<n], as: UTF8.self).components(separatedBy: "\r\n")
     }
 
     static func freePort() -> UInt16 {

@@ -66,7 +66,7 @@ final class RedisStoreTests: @unchecked Sendable {
         a.start(k, now: t0, limits: Self.limits)
         // Ten minutes of work through A…
         _ = a.check(k, now: t0 + 600_000, limits: Self.limits, activity: true, unknown: .adopt)
-        #expect(waitUntil("synced") { (try? server.command(["HGET", "share1:s:\(k)", "a"])) != "$-1" })
+        #expect(waitUntil("synced") { (try? server.hget("share1:s:\(k)", "a")) != nil })
         usleep(100_000)  // a write-behind interval
         // …then B, which never saw it, is asked 14 minutes after the start (a passive request): alive,
         // idle 4 minutes, with A's clock.
@@ -118,18 +118,10 @@ final class RedisStoreTests: @unchecked Sendable {
         b.start(k, now: t0, limits: Self.limits)
         // A saw the later activity; B's older one is written after it.
         _ = a.check(k, now: t0 + 50_000, limits: Self.limits, activity: true, unknown: .adopt)
-        #expect(waitUntil("A synced") { (try? server.command(["HGET", "share3:s:\(k)", "a"])) == "$\(String(t0 + 50_000).count)" })
+        #expect(waitUntil("A synced") { (try? server.hget("share3:s:\(k)", "a")) == String(t0 + 50_000) })
         _ = b.check(k, now: t0 + 20_000, limits: Self.limits, activity: true, unknown: .adopt)
-        usleep(300_000)
-        let fd = try server.command(["HGET", "share3:s:\(k)", "a"])
-        #expect(fd.hasPrefix("$"))
-        #expect(try hget("share3:s:\(k)", "a") == String(t0 + 50_000))
-    }
-
-    func hget(_ key: String, _ field: String) throws -> String? {
-        // The reply's second line holds the value.
-        let c = RedisClientProbe(port: server.port)
-        return c.hget(key, field)
+        usleep(300_000)  // B's older activity written after A's
+        #expect(try server.hget("share3:s:\(k)", "a") == String(t0 + 50_000))
     }
 
     @Test func failOpenKeepsEnforcingLocallyAndFailClosedRefusesForTheOutage() throws {
@@ -157,25 +149,4 @@ final class Made: @unchecked Sendable {
     private var stores: [RedisStore] = []
     func add(_ s: RedisStore) { lock.withLock { stores.append(s) } }
     func stopAll() { for s in lock.withLock({ stores }) { s.stop() } }
-}
-
-/// Reads one hash field with a blocking socket (tests only).
-struct RedisClientProbe {
-    let port: UInt16
-    func hget(_ key: String, _ field: String) -> String? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var sa = sockaddr_in()
-        sa.sin_family = sa_family_t(AF_INET)
-        sa.sin_port = port.bigEndian
-        sa.sin_addr.s_addr = inet_addr("127.0.0.1")
-        guard withUnsafePointer(to: &sa, { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }) == 0 else { return nil }
-        let out = "*3\r\n$4\r\nHGET\r\n$\(key.utf8.count)\r\n\(key)\r\n$\(field.utf8.count)\r\n\(field)\r\n"
-        _ = out.withCString { send(fd, $0, strlen($0), 0) }
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        let n = recv(fd, &buffer, buffer.count, 0)
-        guard n > 0 else { return nil }
-        let lines = String(decoding: buffer[..<n], as: UTF8.self).components(separatedBy: "\r\n")
-        return lines.count > 1 && lines[0] != "$-1" ? lines[1] : nil
-    }
 }
