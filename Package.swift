@@ -114,6 +114,7 @@ if Context.environment["IDLEGATE_FUZZ"] != nil {
         ("fuzz-snapshot", "snapshot", ["IdlegateSessions"]),
         ("fuzz-audit-line", "audit-line", ["IdlegateAudit"]),
         ("fuzz-config", "config", ["IdlegateConfig"]),
+        ("fuzz-resp", "resp", ["IdlegateRedis"]),
     ]
     package.targets.append(.target(name: "FuzzSupport", dependencies: ["IdlegateBase", "IdlegateHTTP"], path: "Fuzz/Support"))
     for (name, folder, deps) in fuzz {
