@@ -192,7 +192,7 @@ struct ExampleConfigTests {
 @Suite("Effective config and environment")
 struct EffectiveConfigTests {
     /// What `idlegate check` prints reads back to the same config, for the defaults and every example.
-    @Test(arguments: ["config/idlegate.yaml", "config/behind-nginx.yaml", "config/kiosk.yaml", "config/audit-only.yaml"])
+    @Test(arguments: ["config/idlegate.yaml", "config/behind-nginx.yaml", "config/kiosk.yaml", "config/audit-only.yaml", "config/replicas.yaml"])
     func printedConfigReadsBack(_ path: String) throws {
         let c = try Config.load(yaml: ShippedConfigTests.read(path))
         #expect(try Config.load(yaml: c.yaml()) == c)
@@ -202,8 +202,25 @@ struct EffectiveConfigTests {
         var c = Config()
         c.adminToken = "t0ken"
         c.sessionSecret = String(repeating: "ab", count: 32)
-        #expect(!c.yaml().contains("t0ken") && !c.yaml().contains("abab"))
+        c.store = .redis
+        c.redis.url = "redis://idlegate:pw0rd@10.0.0.5:6379/1"
+        #expect(!c.yaml().contains("t0ken") && !c.yaml().contains("abab") && !c.yaml().contains("pw0rd"))
+        #expect(c.yaml().contains("redis://idlegate:***@10.0.0.5:6379/1"))
         #expect(try Config.load(yaml: c.yaml(secrets: true)) == c)
+    }
+
+    @Test func theSharedStoreFromTheFileAndTheEnvironment() throws {
+        let c = try Config.load(yaml: "idle_timeout: 10m\nstore: redis\nredis:\n  key_prefix: \"shop:\"\n  timeout: 50ms\n",
+                                environment: ["IDLEGATE_REDIS__URL": "unix://:pw@/run/redis/redis.sock?db=3", "IDLEGATE_REDIS__FAIL_MODE": "fail_closed"])
+        #expect(c.store == .redis && c.redis.url == "unix://:pw@/run/redis/redis.sock?db=3" && c.redis.failMode == .failClosed)
+        #expect(c.redis.keyPrefix == "shop:" && c.redis.timeout == 50 && c.effectiveSyncInterval == 30_000)
+        #expect(try Config.load(yaml: "idle_timeout: 2m\n").effectiveSyncInterval == 12_000)
+        for (yaml, key) in [("store: redis\nredis:\n  url: \"redis://h:0\"\n", "redis.url"), ("store: redis\nredis:\n  key_prefix: \"a b\"\n", "redis.key_prefix"),
+                            ("store: redis\nredis:\n  timeout: 5ms\n", "redis.timeout"), ("store: redis\nredis:\n  pool_size: 0\n", "redis.pool_size"),
+                            ("store: redis\nredis:\n  ca: /x.pem\n", "redis.ca"), ("store: disk\n", "store"), ("redis:\n  port: 1\n", "redis.port")] {
+            #expect(throws: ConfigError.self) { try Config.load(yaml: yaml) }
+            do { _ = try Config.load(yaml: yaml) } catch { #expect("\(error)".hasPrefix(key), "\(yaml): \(error)") }
+        }
     }
 
     @Test func environmentOverridesTheFile() throws {
