@@ -78,6 +78,12 @@ final class ClientConnection: EventHandler {
         drive()
     }
 
+    func tunnelCheckArrived(_ ended: Bool) {
+        machine.tunnelSessionChecked(ended: ended)
+        perform()
+        drive()
+    }
+
     /// Makes every step the sockets allow now.
     func drive() {
         let scratch = worker.scratch
@@ -241,6 +247,14 @@ final class ClientConnection: EventHandler {
                 return { verdict in loop.execute { me.value.verdictArrived(verdict) } }
             }
             if let decided { machine.verdict(decided) }
+        case .checkTunnel:
+            guard let session = machine.exchange?.session else { return }
+            let ended = worker.settings.gate.tunnelSessionEnded(of: session) {
+                let me = Unchecked(self)
+                let loop = worker.loop
+                return { ended in loop.execute { me.value.tunnelCheckArrived(ended) } }
+            }
+            if let ended { machine.tunnelSessionChecked(ended: ended) }
         case .destroy(let call):
             worker.destroyer.destroy(id: call.order.id, key: call.order.key.description, host: call.host, forwarded: call.forwarded)
         case .answered(let a):

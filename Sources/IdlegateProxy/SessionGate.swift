@@ -51,7 +51,7 @@ final class SessionGate: Sendable {
         }
         // Rare: a session that looks over. The local table confirms inline; a shared layer may answer
         // later, from anywhere.
-        let slot = VerdictSlot()
+        let slot = LateSlot<Verdict>()
         let reply = later()
         let first = verdict
         store.confirm(query.key, answer, now: now, limits: query.limits, activity: query.activity) { [self] final in
@@ -103,13 +103,25 @@ final class SessionGate: Sendable {
         record(event, d, method: method, path: path)
     }
 
-    /// Whether an open tunnel's session is over (it is marked ended when it just expired).
-    func tunnelSessionEnded(of d: Verdict) -> Bool {
+    /// Whether an open tunnel's session is over (it is marked ended when it just expired): now, or nil
+    /// when a shared store answers later, through the reply `later()` makes (from any thread).
+    func tunnelSessionEnded(of d: Verdict, later: () -> @Sendable (Bool) -> Void) -> Bool? {
         guard let key = d.key else { return false }
-        let (close, event) = SessionCheck.tunnel(store.check(key, now: clock.now(), limits: d.limits, activity: false, unknown: .adopt))
-        guard close else { return false }
-        if let event { record(event, d, method: "GET", path: "/websocket") } else { logger.notice("session \(key) ended; closing its WebSocket (4001)") }
-        return true
+        let slot = LateSlot<Bool>()
+        let reply = later()
+        store.checkTunnel(key, now: clock.now(), limits: d.limits) { [self] answer in
+            let (close, event) = SessionCheck.tunnel(answer)
+            if close {
+                if let event {
+                    store.end(key, now: clock.now())  // tells a shared store's other replicas (a no-op in the table)
+                    record(event, d, method: "GET", path: "/websocket")
+                } else {
+                    logger.notice("session \(key) ended; closing its WebSocket (4001)")
+                }
+            }
+            if !slot.takeInline(close) { reply(close) }
+        }
+        return slot.close()
     }
 
     // MARK: events → log lines, metrics, audit events
@@ -205,15 +217,15 @@ final class SessionGate: Sendable {
     }
 }
 
-/// Where a verdict lands if it comes while `decide` is still running (the local table); after that,
-/// the caller is told to wait for a hop back to its loop.
-final class VerdictSlot: @unchecked Sendable {
+/// Where an answer lands if it comes while the asking call is still running (the local table); after
+/// that, the caller is told to wait for a hop back to its loop.
+final class LateSlot<Value>: @unchecked Sendable {
     private let lock = Mutex()
     private var open = true
-    private var verdict: Verdict?
+    private var verdict: Value?
 
-    /// Keeps the verdict if `decide` has not returned yet; false when it must go the long way.
-    func takeInline(_ v: Verdict) -> Bool {
+    /// Keeps the answer if the asking call has not returned yet; false when it must go the long way.
+    func takeInline(_ v: Value) -> Bool {
         lock.withLock {
             guard open else { return false }
             verdict = v
@@ -221,8 +233,8 @@ final class VerdictSlot: @unchecked Sendable {
         }
     }
 
-    /// `decide` returned: the verdict if it came inline.
-    func close() -> Verdict? {
+    /// The asking call returns: the answer if it came inline.
+    func close() -> Value? {
         lock.withLock {
             open = false
             return verdict

@@ -156,6 +156,26 @@ public final class RedisStore: SessionStore, @unchecked Sendable {
         }
     }
 
+    /// A tunnel's session about to expire here may be in use through another replica: Redis is asked
+    /// before the local record is marked, and a later activity there is taken on.
+    public func checkTunnel(_ key: SessionKey, now: Int64, limits: SessionLimits, reply: @escaping @Sendable (SessionVerdict) -> Void) {
+        if settings.failMode == .closed && !client.isUp { return reply(.unavailable) }
+        guard local.wouldExpire(key, now: now, limits: limits) else {
+            return reply(local.check(key, now: now, limits: limits, activity: false, unknown: .adopt))
+        }
+        let failMode = settings.failMode
+        client.request(["HMGET", redisKey(key), "a", "s", "i", "l", "e"]) { [self] answer in
+            guard let answer, !answer.isError else {
+                reply(failMode == .closed ? .unavailable : local.check(key, now: now, limits: limits, activity: false, unknown: .adopt))
+                return
+            }
+            if let shared = SharedRecord(answer) {
+                if shared.endedAt != nil { local.end(key, now: now) } else { local.advance(key, lastActive: shared.record.lastActive) }
+            }
+            reply(local.check(key, now: now, limits: limits, activity: false, unknown: .adopt))
+        }
+    }
+
     /// The final verdict from what Redis holds for the session.
     private func settle(_ key: SessionKey, _ verdict: SessionVerdict, _ shared: SharedRecord?, now: Int64, limits: SessionLimits, activity: Bool) -> SessionVerdict {
         guard let shared else { return verdict }  // unknown to Redis too (or just created there: adopted)

@@ -53,6 +53,11 @@ public protocol SessionStore: AnyObject, Sendable {
     /// Whether `.adopted` must be confirmed too (a shared layer: another replica may know the id).
     var confirmsAdoption: Bool { get }
 
+    /// An open tunnel's session, checked passively on each tick. A shared layer asks first, before the
+    /// local record is marked expired, whether another replica saw activity, and replies later, from any
+    /// thread; the local table replies at once.
+    func checkTunnel(_ key: SessionKey, now: Int64, limits: SessionLimits, reply: @escaping @Sendable (SessionVerdict) -> Void)
+
     /// Drops records no window can still need; returns how many went.
     func sweep(now: Int64) -> Int
 
@@ -66,4 +71,8 @@ extension SessionStore {
     }
 
     public var confirmsAdoption: Bool { false }
+
+    public func checkTunnel(_ key: SessionKey, now: Int64, limits: SessionLimits, reply: @escaping @Sendable (SessionVerdict) -> Void) {
+        reply(check(key, now: now, limits: limits, activity: false, unknown: .adopt))
+    }
 }

@@ -168,6 +168,20 @@ public final class SessionTable: SessionStore, @unchecked Sendable {
         }
     }
 
+    /// Whether `check` would find the session expired at `now` under `limits`, changing nothing.
+    public func wouldExpire(_ key: SessionKey, now: Int64, limits: SessionLimits) -> Bool {
+        guard var r = record(key), !r.isEnded else { return false }
+        r.tighten(limits)
+        return r.expiry(at: now) != nil
+    }
+
+    /// Moves a session's last activity forward to `lastActive` if that is later (never back).
+    public func advance(_ key: SessionKey, lastActive: Int64) {
+        withStripe(key) { map in
+            if let slot = map.find(key) { map.update(at: slot) { r in if !r.isEnded && lastActive > r.lastActive { r.lastActive = lastActive } } }
+        }
+    }
+
     /// Puts `record` in place of whatever `key` had (a shared layer taking on another replica's clocks).
     public func put(_ key: SessionKey, _ record: SessionRecord) {
         let perStripe = self.perStripe

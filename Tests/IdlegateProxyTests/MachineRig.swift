@@ -35,6 +35,8 @@ final class MachineRig {
     var connectCompletes = true
     /// Verdicts still to come: the store holds their confirmation until `confirmNow`.
     var waiting: [VerdictBox] = []
+    /// Tunnel checks still to come (a store that answers later).
+    var tunnelWaiting: [TunnelBox] = []
     /// The client's socket takes nothing (a client that stopped reading).
     var clientStuck = false
     var upstreamOpen = false
@@ -178,6 +180,14 @@ final class MachineRig {
             } else {
                 waiting.append(box)
             }
+        case .checkTunnel:
+            guard let session = machine.exchange?.session else { return }
+            let box = TunnelBox()
+            if let ended = settings.current.gate.tunnelSessionEnded(of: session, later: { { ended in box.set(ended) } }) {
+                machine.tunnelSessionChecked(ended: ended)
+            } else {
+                tunnelWaiting.append(box)
+            }
         case .shutdownClientWrite:
             shutDown = true
         case .closeClient:
@@ -197,6 +207,13 @@ final class MachineRig {
 
     /// A session already past its window.
     func expiredSession(_ n: Int = 1) -> String { session(n, idleFor: config.idleTimeout + 1_000) }
+}
+
+final class TunnelBox: @unchecked Sendable {
+    private let lock = Mutex()
+    private var value: Bool?
+    func set(_ v: Bool) { lock.withLock { value = v } }
+    var ended: Bool? { lock.withLock { value } }
 }
 
 final class VerdictBox: @unchecked Sendable {

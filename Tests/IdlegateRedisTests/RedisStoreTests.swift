@@ -77,6 +77,29 @@ final class RedisStoreTests: @unchecked Sendable {
         #expect(w == .expired(idleFor: Self.window + 1_000, reason: .idle, window: Self.window), "\(String(describing: w))")
     }
 
+    @Test func aTunnelOnOneReplicaLivesOnWhileItsSessionIsUsedThroughAnother() throws {
+        let a = try store(prefix: "share6:"), b = try store(prefix: "share6:")
+        defer { a.stop(); b.stop() }
+        #expect(waitUntil("up") { a.isUp && b.isUp })
+        let t0 = SystemClock().now(), k = Self.key(6)
+        for s in [a, b] { _ = StoreConformance.decide(s, k, now: t0) }  // B holds the WebSocket, A the clicks
+        _ = a.check(k, now: t0 + 600_000, limits: Self.limits, activity: true, unknown: .adopt)
+        #expect(waitUntil("synced") { (try? server.hget("share6:s:\(k)", "a")) == String(t0 + 600_000) })
+        func tunnel(_ s: RedisStore, at now: Int64) -> SessionVerdict? {
+            let box = Made.Verdicts(), done = DispatchSemaphore(value: 0)
+            s.checkTunnel(k, now: now, limits: Self.limits) { v in
+                box.set(v)
+                done.signal()
+            }
+            return done.wait(timeout: .now() + 5) == .success ? box.get() : nil
+        }
+        // By B's own clock the session is 15 min 1 s idle; Redis holds A's clicks: the tunnel stays.
+        #expect(tunnel(b, at: t0 + 901_000) == .active(idleFor: 301_000, remaining: Self.window - 301_000))
+        #expect(b.check(k, now: t0 + 902_000, limits: Self.limits, activity: false, unknown: .adopt) != .ended)
+        // Idle past the window by A's clock too: over.
+        if case .expired? = tunnel(b, at: t0 + 600_000 + Self.window + 1_000) {} else { Issue.record("not expired") }
+    }
+
     @Test func anEndOnOneReplicaHoldsOnEveryOther() throws {
         let a = try store(prefix: "share2:"), b = try store(prefix: "share2:"), c = try store(prefix: "share2:")
         defer { a.stop(); b.stop(); c.stop() }
@@ -145,6 +168,13 @@ final class RedisStoreTests: @unchecked Sendable {
 }
 
 final class Made: @unchecked Sendable {
+    final class Verdicts: @unchecked Sendable {
+        private let lock = Mutex()
+        private var value: SessionVerdict?
+        func set(_ v: SessionVerdict) { lock.withLock { value = v } }
+        func get() -> SessionVerdict? { lock.withLock { value } }
+    }
+
     private let lock = Mutex()
     private var stores: [RedisStore] = []
     func add(_ s: RedisStore) { lock.withLock { stores.append(s) } }

@@ -354,3 +354,37 @@ def _keys(redis, db):
             s.sendall(data)
             out = redis._read(f)
         return out
+
+
+def test_a_websocket_on_one_replica_lives_while_the_clicks_go_through_another(redis, start_idlegate):
+    """Round-robin balancing puts the web client's WebSocket on one replica and its clicks on others: the
+    tunnel's replica asks Redis before it closes the socket with 4001, and closes it once the person
+    really left."""
+    from test_sessions import odoo_pair, open_websocket
+    odoo, gevent = odoo_pair()
+    try:
+        a = start_idlegate(odoo.url, websocket_upstream=gevent.url, config=config(redis))
+        b = start_idlegate(odoo.url, websocket_upstream=gevent.url, config=config(redis))
+        sid = odoo.login()
+        assert alive(b, sid)
+        ws = open_websocket(b, sid)  # B holds the WebSocket
+        closed_at = None
+        started = time.time()
+        while time.time() - started < 9 and closed_at is None:
+            if time.time() - started < 4.5:
+                assert alive(a, sid)  # clicks through A for 4.5 s: 1.5 windows by B's own clock
+            ws.sock.settimeout(0.3)
+            try:
+                h = ws._take(2)
+                payload = ws._take(h[1] & 0x7F)
+                if h[0] & 0x0F == 8:
+                    assert int.from_bytes(payload[:2], "big") == 4001
+                    closed_at = time.time() - started
+            except (socket.timeout, EOFError):
+                pass
+        # Open while the person worked through A; closed once idle past the window (3 s after 4.5 s).
+        assert closed_at is not None and closed_at > 7.0, closed_at
+        assert not alive(a, sid)
+    finally:
+        odoo.stop()
+        gevent.stop()

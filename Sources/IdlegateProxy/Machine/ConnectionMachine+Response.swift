@@ -341,9 +341,17 @@ extension ConnectionMachine {
 
     /// On every tick: a tunnel whose session expired (its HTTP requests stopped; WebSocket frames never
     /// count) gets Odoo's close code 4001, SESSION_EXPIRED, between two frames.
+    /// The driver asks the session gate (`tunnelSessionChecked` brings the answer, now or later).
     func checkTunnel() {
-        guard phase == .tunnel, !closeTunnelAtBoundary, let x = exchange, x.session.enforce, x.session.key != nil else { return }
-        guard current.gate.tunnelSessionEnded(of: x.session) else { return }
+        guard phase == .tunnel, !closeTunnelAtBoundary, !tunnelCheckPending, let x = exchange, x.session.enforce, x.session.key != nil else { return }
+        tunnelCheckPending = true
+        out.actions.append(.checkTunnel)
+    }
+
+    /// The tunnel's session is over (`ended`) or goes on.
+    func tunnelSessionChecked(ended: Bool) {
+        tunnelCheckPending = false
+        guard ended, phase == .tunnel, !closeTunnelAtBoundary else { return }
         closeTunnelAtBoundary = true
         if serverFrames.atBoundary { sendSessionExpiredClose() }
     }

@@ -83,6 +83,8 @@ final class ConnectionMachine {
     /// next one.
     var serverFrames = WebSocketFrames()
     var closeTunnelAtBoundary = false
+    /// The tunnel's session is being checked (a shared store may answer after a round trip).
+    var tunnelCheckPending = false
 
     enum UpstreamState: Equatable { case none, connecting, open(reused: Bool) }
 

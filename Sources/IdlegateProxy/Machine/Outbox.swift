@@ -11,6 +11,9 @@ enum Action {
     /// Ask the session gate about `ConnectionMachine.pending`'s request; the driver answers with `verdict`,
     /// now or later. (The request stays in the machine: an action is copied, a request is large.)
     case checkSession
+    /// Ask the session gate whether the open tunnel's session is over; the driver answers with
+    /// `tunnelSessionChecked`, now or later.
+    case checkTunnel
     /// End a session in Odoo as well, with the request's Host and forwarding fields.
     case destroy(DestroyCall)
     /// After a stale pooled connection: the others of its upstream are probably stale too.
