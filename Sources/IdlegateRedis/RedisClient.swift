@@ -105,9 +105,11 @@ public final class RedisClient: @unchecked Sendable {
         }
         commands.add(Int64(batch.count), ordering: .relaxed)
         roundTrips.add(1, ordering: .relaxed)
-        best.send(batch, replies: replies.map { r in { [unowned self] v in
+        best.send(batch, replies: replies.map { r in { [unowned self, unowned best] v in
             if v == nil || v!.isError { errors.add(1, ordering: .relaxed) }
             r(v)
+            // A SCRIPT FLUSH (or a server swapped under the address): a new connection loads them again.
+            if case .error(let message)? = v, message.hasPrefix("NOSCRIPT") { best.close("Redis no longer has idlegate's scripts; reconnecting") }
         } })
     }
 

@@ -214,13 +214,14 @@ public final class RedisStore: SessionStore, @unchecked Sendable {
     private func write(_ key: SessionKey, mode: String) {
         client.execute { [self] in
             guard let r = local.record(key), !r.isEnded else { return }
-            client.send([touchCommand(key, r, mode: mode)], replies: [{ [self] answer in
-                if answer == nil { dirty.insert(key) } else { endIfEndedThere(key, answer!) }
-            }])
+            client.send([touchCommand(key, r, mode: mode)], replies: [{ [self] answer in written(key, answer) }])
         }
     }
 
-    private func endIfEndedThere(_ key: SessionKey, _ answer: RESPValue) {
+    /// A write's answer: what Redis holds now. Ended there (a message this replica missed): ended here.
+    /// Not written (down, timed out, an error): written again with the next batch.
+    private func written(_ key: SessionKey, _ answer: RESPValue?) {
+        guard let answer, !answer.isError else { return dirty.insert(key) }
         if let shared = SharedRecord(answer), shared.endedAt != nil { local.end(key, now: clock.now()) }
     }
 
@@ -235,9 +236,7 @@ public final class RedisStore: SessionStore, @unchecked Sendable {
             for k in keys[start..<min(keys.count, start + Self.batchSize)] {
                 guard let r = local.record(k), !r.isEnded else { continue }
                 batch.append(touchCommand(k, r, mode: "touch"))
-                replies.append { [self] answer in
-                    if let answer { endIfEndedThere(k, answer) } else { dirty.insert(k) }
-                }
+                replies.append { [self] answer in written(k, answer) }
             }
             client.send(batch, replies: replies)
             start += Self.batchSize

@@ -132,6 +132,18 @@ final class RedisStoreTests: @unchecked Sendable {
         #expect(waitUntil("caught up") { b.check(k, now: t0 + 2_000, limits: Self.limits, activity: false, unknown: .adopt) == .ended })
     }
 
+    @Test func aScriptFlushCostsOneFailedWriteAndTheWriteComesAgain() throws {
+        let a = try store(prefix: "share7:")
+        defer { a.stop() }
+        #expect(waitUntil("up") { a.isUp })
+        let t0 = SystemClock().now(), k = Self.key(7)
+        a.start(k, now: t0, limits: Self.limits)
+        #expect(waitUntil("written") { (try? server.hget("share7:s:\(k)", "a")) == String(t0) })
+        try server.command(["SCRIPT", "FLUSH"])
+        _ = a.check(k, now: t0 + 5_000, limits: Self.limits, activity: true, unknown: .adopt)
+        #expect(waitUntil("written after a reconnect") { (try? server.hget("share7:s:\(k)", "a")) == String(t0 + 5_000) })
+    }
+
     @Test func racingTouchesNeverMoveLastActivityBackwards() throws {
         let a = try store(prefix: "share3:"), b = try store(prefix: "share3:")
         defer { a.stop(); b.stop() }
