@@ -38,6 +38,8 @@ public final class RedisClient: @unchecked Sendable {
     private var subscriber: RedisConnection?
     private var subscriberRetryAt: Int64 = 0
     private var subscriberBackoff: Int64 = 100
+    private var lastSubscriberPing: Int64 = 0
+    static let subscriberPing: Int64 = 5_000
     private var lastState: Bool?
     private let up = Atomic<Bool>(false)
     private let stopped = DispatchSemaphore(value: 0)
@@ -123,7 +125,13 @@ public final class RedisClient: @unchecked Sendable {
         }
         if let channel = settings.channel {
             if let s = subscriber, s.state != .closed {
-                if s.state != .ready, now - s.openedAt > settings.connectTimeout { s.close("no answer in \(settings.connectTimeout) ms") }
+                expire(s, now: now)
+                // A quiet channel says nothing of the connection under it: a PING every few seconds
+                // finds a dead one within the timeout (then the tombstones it missed are read back).
+                if s.state == .ready, s.pendingCount == 0, now - lastSubscriberPing >= Self.subscriberPing {
+                    lastSubscriberPing = now
+                    s.send(["PING"]) { _ in }
+                }
             } else if now >= subscriberRetryAt {
                 subscribe(channel, now: now)
             }

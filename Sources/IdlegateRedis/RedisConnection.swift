@@ -199,7 +199,9 @@ final class RedisConnection: EventHandler {
         do {
             lastReplyAt = loop.now
             while state != .closed, let v = try parser.next() {
-                if waitingHead < waiting.count {
+                if let onPush, case .array(let parts) = v, parts.first?.text == "message" {
+                    onPush(v)  // a subscriber's message, even with a PING waiting
+                } else if waitingHead < waiting.count {
                     let w = waiting[waitingHead]
                     waitingHead += 1
                     if waitingHead == waiting.count {
