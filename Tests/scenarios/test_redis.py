@@ -234,7 +234,7 @@ def test_a_client_pause_costs_no_hung_request(odoo, redis, start_idlegate):
         status, _, _ = call_kw(a, "session_id=" + "ab" * 20)
         assert status == 200
         worst = max(worst, time.time() - t)
-    assert worst < 1.5, worst
+    assert worst < 1.8, worst  # a request held for the pause would take 2 s or more
     assert alive(a, fresh)
 
 
@@ -370,7 +370,7 @@ def test_a_websocket_on_one_replica_lives_while_the_clicks_go_through_another(re
         ws = open_websocket(b, sid)  # B holds the WebSocket
         closed_at = None
         started = time.time()
-        while time.time() - started < 9 and closed_at is None:
+        while time.time() - started < 14 and closed_at is None:
             if time.time() - started < 4.5:
                 assert alive(a, sid)  # clicks through A for 4.5 s: 1.5 windows by B's own clock
             ws.sock.settimeout(0.3)
