@@ -258,9 +258,10 @@ public enum SessionCheck {
             // there) is what tells a shared layer's other replicas.
             d.storeChange = .end(key)
         case .unavailable:
+            // Nothing is ended or destroyed: the session may be alive. Static files need no session.
+            guard d.route != .staticFile else { return }
             d.events.append(.storeUnavailable(enforced: d.enforce))
-            // Nothing is ended or destroyed: the session may be alive; static files need none.
-            guard d.enforce, d.route != .staticFile else { return }
+            guard d.enforce else { return }
             d.action = .answer(status: 503, response: ExpiryResponse.storeUnavailable(keepAlive: r.keepAlive))
             return
         case .ended:

@@ -206,7 +206,7 @@ final class SessionGate: Sendable {
                 }
             }
         case .storeUnavailable(let enforced):
-            metrics.storeRefusals.increment()
+            if enforced { metrics.storeRefusals.increment() }
             logger.info("session \(key.map(\.description) ?? "-") \(enforced ? "refused" : "forwarded"): shared session store unavailable (fail_closed), \(method) \(path) from \(d.client)")
         case .loggedOut(let status):
             audit.emit(.logout, key: d.logoutKey) { a in

@@ -92,6 +92,22 @@ struct SessionCheckTests {
         }
     }
 
+    @Test func aSharedStoreThatCannotBeReadRefusesForTheOutageAndEndsNothing() throws {
+        let (v, _) = decide(try request(), rules(), store: .unavailable)
+        guard case .answer(503, let bytes) = v.action else { Issue.record("\(v.action)"); return }
+        let text = String(decoding: bytes, as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.1 503 ") && text.contains("Retry-After: 5\r\n") && !text.contains("Set-Cookie"))
+        #expect(v.destroy == nil && v.storeChange == nil && v.events == [.storeUnavailable(enforced: true)])
+        let (audit, _) = decide(try request(), rules(mode: .audit), store: .unavailable)
+        #expect(audit.action == .forward && audit.events == [.storeUnavailable(enforced: false)])
+        let (asset, _) = decide(try request("GET", "/web/static/src/img/logo.png", json: false), rules(), store: .unavailable)
+        #expect(asset.action == .forward && asset.events.isEmpty)
+        #expect(!SessionCheck.needsConfirmation(.unavailable) && SessionCheck.needsConfirmation(.adopted, adoption: true))
+        // An expiry in enforce mode goes through the store again: a shared store tells its other replicas.
+        let (expired, _) = decide(try request(), rules(), store: .expired(idleFor: 901_000, reason: .idle, window: 900_000))
+        #expect(expired.storeChange == .end(Self.deriver.key(for: Array(Self.sid.utf8)[...])))
+    }
+
     @Test func auditModeForwardsWatchesOnAndNeverUnEnds() throws {
         let r = try request()
         let key = Self.deriver.key(for: Array(Self.sid.utf8)[...])
