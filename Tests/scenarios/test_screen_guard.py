@@ -67,8 +67,12 @@ def wait_for(predicate, timeout, step=0.1):
 
 
 def warning_shown(browser):
+    from selenium.common.exceptions import StaleElementReferenceException
     bars = browser.find_elements("id", "idlegate-warning")
-    return bars[0].text if bars and bars[0].is_displayed() else None
+    try:
+        return bars[0].text if bars and bars[0].is_displayed() else None
+    except StaleElementReferenceException:  # removed between the lookup and the look: not shown
+        return None
 
 
 def dark_pixels(png):
