@@ -337,16 +337,9 @@ public final class RedisStore: SessionStore, @unchecked Sendable {
     /// Asks Redis for one session, waiting at most the command timeout (never call on a proxy loop:
     /// the admin API's queue uses it for a kick of a session this replica has not seen).
     public func sharedRecord(_ key: SessionKey) -> (found: Bool, ended: Bool)? {
-        let box = ResultBox(), done = DispatchSemaphore(value: 0)
-        client.request(["HMGET", redisKey(key), "a", "s", "i", "l", "e"]) { answer in
-            if let answer, !answer.isError {
-                let s = SharedRecord(answer)
-                box.set((s != nil, s?.endedAt != nil))
-            }
-            done.signal()
-        }
-        guard done.wait(timeout: .now() + .milliseconds(Int(client.settings.timeout + client.settings.connectTimeout))) == .success else { return nil }
-        return box.get().map { (found: $0.0, ended: $0.1) }
+        guard let reply = blocking([["HMGET", redisKey(key), "a", "s", "i", "l", "e"]])?.first, let reply, !reply.isError else { return nil }
+        let shared = SharedRecord(reply)
+        return (shared != nil, shared?.endedAt != nil)
     }
 
     /// The shared store's metrics, in Prometheus's text format (read at each scrape).
@@ -425,13 +418,6 @@ final class RepliesBox: @unchecked Sendable {
         }
     }
     var all: [RESPValue?] { lock.withLock { replies } }
-}
-
-final class ResultBox: @unchecked Sendable {
-    private let lock = Mutex()
-    private var value: (Bool, Bool)?
-    func set(_ v: (Bool, Bool)) { lock.withLock { value = v } }
-    func get() -> (Bool, Bool)? { lock.withLock { value } }
 }
 
 /// A session as Redis holds it.
