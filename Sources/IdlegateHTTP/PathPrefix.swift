@@ -17,11 +17,58 @@ public enum PathPrefix {
         var path = path
         return path.withUTF8 { matches(UnsafeRawBufferPointer($0), prefix) }
     }
+}
 
-    /// Whether any of `prefixes` matches.
+/// A list of path prefixes, matched by `PathPrefix`'s rule, for the lists every request is checked
+/// against (routes, the upstream router). Each prefix keeps its first eight bytes as a word and a mask,
+/// so that a prefix that cannot match costs one AND and one compare: most are told apart there.
+public struct PrefixSet: Sendable {
+    @usableFromInline struct Prefix: Sendable {
+        @usableFromInline let word: UInt64
+        @usableFromInline let mask: UInt64
+        @usableFromInline let bytes: [UInt8]
+    }
+
+    @usableFromInline let prefixes: [Prefix]
+
+    public init(_ prefixes: [String]) {
+        self.prefixes = prefixes.map { text in
+            let bytes = Array(text.utf8)
+            let n = min(bytes.count, 8)
+            var word: UInt64 = 0
+            for i in 0..<n { word |= UInt64(bytes[i]) << (8 * UInt64(i)) }
+            return Prefix(word: word, mask: n == 8 ? ~0 : (1 << (8 * UInt64(n))) - 1, bytes: bytes)
+        }
+    }
+
+    public var isEmpty: Bool { prefixes.isEmpty }
+
+    /// The index of the first prefix that matches `path`, or nil.
     @inlinable
-    public static func matchesAny(_ path: Substring, _ prefixes: [[UInt8]]) -> Bool {
+    public func firstMatch(_ path: UnsafeRawBufferPointer) -> Int? {
+        let word = Self.head(path)
+        for i in 0..<prefixes.count where word & prefixes[i].mask == prefixes[i].word {
+            if PathPrefix.matches(path, prefixes[i].bytes) { return i }
+        }
+        return nil
+    }
+
+    @inlinable
+    public func matches(_ path: UnsafeRawBufferPointer) -> Bool { firstMatch(path) != nil }
+
+    @inlinable
+    public func matches(_ path: Substring) -> Bool {
         var path = path
-        return path.withUTF8 { p in prefixes.contains { matches(UnsafeRawBufferPointer(p), $0) } }
+        return path.withUTF8 { matches(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// The path's first eight bytes as a little-endian word, zero-padded.
+    @inlinable
+    static func head(_ path: UnsafeRawBufferPointer) -> UInt64 {
+        guard let base = path.baseAddress else { return 0 }
+        if path.count >= 8 { return UInt64(littleEndian: base.loadUnaligned(as: UInt64.self)) }
+        var word: UInt64 = 0
+        for i in 0..<path.count { word |= UInt64(path[i]) << (8 * UInt64(i)) }
+        return word
     }
 }

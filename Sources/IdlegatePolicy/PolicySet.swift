@@ -26,7 +26,7 @@ public struct PolicySet: Sendable {
         public let screenGuard: Int64?
         let networks: [CIDR]
         let hosts: [String]
-        let paths: [[UInt8]]
+        let paths: PrefixSet
 
         public init(name: String, mode: Mode, limits: SessionLimits, screenGuard: Int64? = nil, networks: [CIDR] = [], hosts: [String] = [],
                     paths: [String] = []) {
@@ -36,7 +36,7 @@ public struct PolicySet: Sendable {
             self.screenGuard = screenGuard
             self.networks = networks
             self.hosts = hosts.map { $0.lowercased() }
-            self.paths = paths.map { Array($0.utf8) }
+            self.paths = PrefixSet(paths)
         }
     }
 
@@ -68,7 +68,7 @@ public struct PolicySet: Sendable {
             }
             if !hit { return false }
         }
-        if !m.paths.isEmpty && !PathPrefix.matchesAny(path, m.paths) { return false }
+        if !m.paths.isEmpty && !m.paths.matches(path) { return false }
         return true
     }
 

@@ -14,26 +14,24 @@ public enum RouteClass: Sendable, Equatable {
     case logout
 
     public struct Table: Sendable {
-        let login: [[UInt8]]
-        let logout: [[UInt8]]
-        let passive: [[UInt8]]
+        /// Login routes, then logout routes: one set, told apart by index.
+        let own: PrefixSet
+        let passive: PrefixSet
 
         /// Login and logout routes are Odoo's own (`RouteClass.loginPaths`, `logoutPaths`); the passive
         /// prefixes are configured.
         public init(passive: [String]) {
-            login = RouteClass.loginPaths.map { Array($0.utf8) }
-            logout = RouteClass.logoutPaths.map { Array($0.utf8) }
-            self.passive = passive.map { Array($0.utf8) }
+            own = PrefixSet(RouteClass.loginPaths + RouteClass.logoutPaths)
+            self.passive = PrefixSet(passive)
         }
 
         public func classify(_ path: Substring) -> RouteClass {
             var path = path
             return path.withUTF8 { p in
                 let p = UnsafeRawBufferPointer(p)
-                if login.contains(where: { PathPrefix.matches(p, $0) }) { return .login }
-                if logout.contains(where: { PathPrefix.matches(p, $0) }) { return .logout }
+                if let i = own.firstMatch(p) { return i < RouteClass.loginPaths.count ? .login : .logout }
                 if RouteClass.isStatic(p) { return .staticFile }
-                if passive.contains(where: { PathPrefix.matches(p, $0) }) { return .passive }
+                if passive.matches(p) { return .passive }
                 return .activity
             }
         }
@@ -56,11 +54,10 @@ public enum RouteClass: Sendable, Equatable {
         var i = 1
         while i < p.count && p[i] != UInt8(ascii: "/") { i += 1 }
         guard i > 1, i + 8 <= p.count else { return false }
-        return p[(i + 1)..<(i + 8)].elementsEqual(staticSlash)
+        let slash: StaticString = "static/"
+        for k in 0..<7 where p[i + 1 + k] != slash.utf8Start[k] { return false }
+        return true
     }
 
     static let webAssets = Array("/web/assets/".utf8)
-    static let staticSlash = Array("static/".utf8)
-
-
 }

@@ -74,7 +74,8 @@ final class Exchange {
         requestBody = BodyDecoder(framing, limits: limits)
         requestChunked = framing == .chunked
         responseParser = ResponseHeadParser(limits: limits)
-        if head.method == "POST" && framing != .none {
+        // The route class first: one compare for every request, the two paths only for login routes.
+        if session.route == .login && framing != .none && head.method == "POST" {
             if path == RouteClass.loginForm {
                 loginBody = []
             } else if path == RouteClass.loginJSON {

@@ -6,11 +6,11 @@ struct Router {
     static let main = 0
     static let websocket = 1
 
-    let websocketPrefixes: [[UInt8]]
+    let websocketPrefixes: PrefixSet
 
-    init(websocketPaths: [String]) { websocketPrefixes = websocketPaths.map { Array($0.utf8) } }
+    init(websocketPaths: [String]) { websocketPrefixes = PrefixSet(websocketPaths) }
 
     func upstream(for path: Substring) -> Int {
-        PathPrefix.matchesAny(path, websocketPrefixes) ? Self.websocket : Self.main
+        websocketPrefixes.matches(path) ? Self.websocket : Self.main
     }
 }

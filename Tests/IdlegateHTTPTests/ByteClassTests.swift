@@ -167,6 +167,27 @@ struct PathPrefixTests {
         #expect(PathPrefix.matches(Substring("/bus/x"), Array("/bus/".utf8)))
         #expect(!PathPrefix.matches(Substring("/we"), Array("/web/".utf8)))
     }
+
+    /// A set's first-word filter never hides a match: for prefixes and paths of every length around
+    /// eight bytes, and a difference in every place, it finds what matching each prefix in turn finds.
+    @Test func setAgreesWithEachPrefix() {
+        let base = "/web/dataset/call_kw"
+        let prefixes = (0...base.count).map { String(base.prefix($0)) } + ["/web/", "/bus/", "/", "/web/dataset/"]
+        let set = PrefixSet(prefixes)
+        var paths = (0...base.count).map { String(base.prefix($0)) } + [base + "/x", base + "x", "/bus", "/bus/x"]
+        for at in 0..<base.count {
+            var bytes = Array(base.utf8)
+            bytes[at] ^= 0x01
+            paths.append(String(decoding: bytes, as: UTF8.self))
+        }
+        for path in paths {
+            let expected = prefixes.firstIndex { PathPrefix.matches(Substring(path), Array($0.utf8)) }
+            let found = Array(path.utf8).withUnsafeBytes { set.firstMatch($0) }
+            #expect(found == expected, "\(path)")
+            #expect(set.matches(Substring(path)) == (expected != nil))
+        }
+        #expect(!PrefixSet([]).matches(Substring("/web")))
+    }
 }
 
 /// The Connection options are read when a head is parsed and follow later changes of the fields.

@@ -127,7 +127,9 @@ extension ConnectionMachine {
         writeResponseFields(x, fields, named: named, guarding: guarding)
         if x.session.logoutKey != nil { current.gate.logoutAnswered(x.session, status: head.status, method: x.method, path: x.logPath) }
         switch framing {
-        case .none, .length where !guarding:
+        case .none:
+            x.responseFraming = .passthrough
+        case .length where !guarding:
             x.responseFraming = .passthrough
         case .length, .chunked, .untilClose:  // a guarded page's length changes: re-framed
             if x.clientVersion == .http11 {
