@@ -40,14 +40,14 @@ final class SessionGate: Sendable {
         let query = SessionCheck.check(r, rules: rules, into: &verdict) { keys.key(for: $0) }
         guard let query else {
             finish(verdict, r)
-            return verdict
+            return consume verdict
         }
         let now = clock.now()
         let answer = store.check(query.key, now: now, limits: query.limits, activity: query.activity, unknown: query.unknown)
         guard SessionCheck.needsConfirmation(answer, adoption: confirmsAdoption) else {
             SessionCheck.settle(&verdict, answer, r, rules: rules)
             finish(verdict, r)
-            return verdict
+            return consume verdict
         }
         // Rare: a session that looks over. The local table confirms inline; a shared layer may answer
         // later, from anywhere.
