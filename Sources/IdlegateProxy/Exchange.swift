@@ -62,8 +62,8 @@ final class Exchange {
 
     static func describe(_ method: String, _ path: Substring) -> String { method + " " + path }
 
-    init(head: RequestHead, path: Substring, upgrade: String?, session: Verdict, framing: BodyFraming, upstreamIndex: Int, keepAlive: Bool, limits: HTTPLimits) {
-        self.session = session
+    init(head: RequestHead, path: Substring, upgrade: String?, session: consuming Verdict, framing: BodyFraming, upstreamIndex: Int, keepAlive: Bool, limits: HTTPLimits) {
+        self.session = consume session
         method = head.method
         logPath = path
         clientVersion = head.version
@@ -75,7 +75,7 @@ final class Exchange {
         requestChunked = framing == .chunked
         responseParser = ResponseHeadParser(limits: limits)
         // The route class first: one compare for every request, the two paths only for login routes.
-        if session.route == .login && framing != .none && head.method == "POST" {
+        if self.session.route == .login && framing != .none && head.method == "POST" {
             if path == RouteClass.loginForm {
                 loginBody = []
             } else if path == RouteClass.loginJSON {

@@ -312,8 +312,7 @@ final class ConnectionMachine {
     /// The session verdict for the pending request: now (the local table) or later (a shared layer),
     /// possibly after the client left, in which case only its destroy order still matters.
     func verdict(_ v: consuming Verdict) {
-        guard let r = pending else { return }
-        pending = nil
+        guard let r = pending.take() else { return }
         guard phase == .checkingSession else {
             if let order = v.destroy { destroy(order, r.head) }
             return
@@ -346,7 +345,7 @@ final class ConnectionMachine {
     /// Forwards the request: the exchange starts and the upstream connection is asked for.
     func forward(_ v: consuming Verdict, _ r: PendingRequest) {
         let settings = current
-        let x = Exchange(head: r.head, path: r.path, upgrade: r.upgrade, session: v, framing: r.framing,
+        let x = Exchange(head: r.head, path: r.path, upgrade: r.upgrade, session: consume v, framing: r.framing,
                          upstreamIndex: settings.router.upstream(for: r.path), keepAlive: r.keepAlive, limits: settings.limits)
         exchange = x
         phase = .proxying
