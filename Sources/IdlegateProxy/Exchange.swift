@@ -14,16 +14,17 @@ final class Exchange {
         case untilClose
     }
 
-    let method: String
+    /// The request as parsed and checked (held, not copied): its forwarded head is written from it
+    /// (again, for the one retry a request that met a pooled connection Odoo had just closed gets).
+    let check: SessionRequest
+    var request: RequestHead { check.head }
+    var method: String { check.head.method }
     /// The path for log lines: no query string (older Odoo accepts `?session_id=` there).
-    let logPath: Substring
+    var logPath: Substring { check.path }
     let upstreamIndex: Int
     let clientVersion: HTTPVersion
     var keepAlive: Bool
 
-    /// The request as parsed: its forwarded head is written from it (again, for the one retry a request
-    /// that met a pooled connection Odoo had just closed gets).
-    let request: RequestHead
     /// The protocol of an accepted Upgrade, if any.
     let upgrade: String?
     var isUpgrade: Bool { upgrade != nil }
@@ -62,12 +63,10 @@ final class Exchange {
 
     static func describe(_ method: String, _ path: Substring) -> String { method + " " + path }
 
-    init(head: RequestHead, path: Substring, upgrade: String?, session: consuming Verdict, framing: BodyFraming, upstreamIndex: Int, keepAlive: Bool, limits: HTTPLimits) {
+    init(_ check: SessionRequest, upgrade: String?, session: consuming Verdict, framing: BodyFraming, upstreamIndex: Int, keepAlive: Bool, limits: HTTPLimits) {
         self.session = consume session
-        method = head.method
-        logPath = path
-        clientVersion = head.version
-        request = head
+        self.check = check
+        clientVersion = check.head.version
         self.upgrade = upgrade
         self.upstreamIndex = upstreamIndex
         self.keepAlive = keepAlive
@@ -75,10 +74,10 @@ final class Exchange {
         requestChunked = framing == .chunked
         responseParser = ResponseHeadParser(limits: limits)
         // The route class first: one compare for every request, the two paths only for login routes.
-        if self.session.route == .login && framing != .none && head.method == "POST" {
-            if path == RouteClass.loginForm {
+        if self.session.route == .login && framing != .none && check.head.method == "POST" {
+            if check.path == RouteClass.loginForm {
                 loginBody = []
-            } else if path == RouteClass.loginJSON {
+            } else if check.path == RouteClass.loginJSON {
                 loginBody = []
                 loginIsJSON = true
             }

@@ -262,7 +262,7 @@ final class ConnectionMachine {
     }
 
     /// A request head is complete: decide its framing and upgrade, then ask for its session verdict.
-    func startRequest(_ head: RequestHead) {
+    func startRequest(_ head: consuming RequestHead) {
         parser.reset()
         let settings = current
         let framing: BodyFraming
@@ -300,10 +300,11 @@ final class ConnectionMachine {
         let upgrade = upgradeProtocol(head, settings)
         let keepAlive = head.wantsKeepAlive && !closeAfterResponse && upgrade == nil
         let (ip, text, https) = attribution(head, settings)
-        let check = SessionRequest(head: head, path: path, client: ip, clientText: text, https: https,
+        let expectsContinue = head.expectsContinue && framing != .none
+        let check = SessionRequest(head: consume head, path: path, client: ip, clientText: text, https: https,
                                    isUpgrade: upgrade != nil, keepAlive: keepAlive && framing == .none)
         pending = PendingRequest(check: check, framing: framing, upgrade: upgrade, keepAlive: keepAlive,
-                                 expectsContinue: head.expectsContinue && framing != .none, guardCall: own)
+                                 expectsContinue: expectsContinue, guardCall: own)
         phase = .checkingSession
         arm(.upstream, settings.timeouts.upstreamResponse)
         out.actions.append(.checkSession)
@@ -345,7 +346,7 @@ final class ConnectionMachine {
     /// Forwards the request: the exchange starts and the upstream connection is asked for.
     func forward(_ v: consuming Verdict, _ r: PendingRequest) {
         let settings = current
-        let x = Exchange(head: r.head, path: r.path, upgrade: r.upgrade, session: consume v, framing: r.framing,
+        let x = Exchange(r.check, upgrade: r.upgrade, session: consume v, framing: r.framing,
                          upstreamIndex: settings.router.upstream(for: r.path), keepAlive: r.keepAlive, limits: settings.limits)
         exchange = x
         phase = .proxying
