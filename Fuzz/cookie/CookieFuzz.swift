@@ -26,8 +26,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         return 0
     }
     invariant(byComma == byGevent, "the joins name different sessions and it was not refused: \(show(request))")
-    let valid = c.value.map(SessionIDShape.isValid) ?? false
-    invariant(validID(c.value) == byComma, "checked id is not what the comma join reads")
+    let value = c.value.map { Array($0) }
+    let valid = value.map(SessionIDShape.isValid) ?? false
+    invariant(validID(value) == byComma, "checked id is not what the comma join reads")
     let line: [UInt8]?
     switch c.forwarded(fields, id: c.value, valid: valid, moved: false) {
     case .asSent:
@@ -40,7 +41,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let forwarded = read(line ?? [], .search)
     invariant(forwarded == read(line ?? [], .findall), "the readers disagree on the forwarded line \(show(line ?? []))")
     let ids = forwarded.filter { $0.0 == Array("session_id".utf8) }.map(\.1)
-    invariant(ids == (valid ? [c.value!] : []), "forwarded \(show(line ?? [])) reads session_id \(ids.map(show)), checked \(valid ? show(c.value!) : "none")")
+    invariant(ids == (valid ? [value!] : []), "forwarded \(show(line ?? [])) reads session_id \(ids.map(show)), checked \(valid ? show(value!) : "none")")
     invariant(Set(forwarded.map(\.0)).count == forwarded.count, "a name twice in \(show(line ?? []))")
     if line != nil, lines.count > 1 || line! != Array(fields.valueBytes(at: fields.indices(of: .cookie)[0])) {
         let sent = SessionCookie.join(fields, 0x3B, space: true)

@@ -13,8 +13,9 @@
 ///   names are tokens and whose values are cookie-octets (or commas), read back before it goes out.
 public struct SessionCookie: Sendable, Equatable {
     /// The `session_id` Odoo 16+ would use (the first entry, unquoted; possibly empty), nil when none:
-    /// read under werkzeug's `,` join, which is also how idlegate reads a single line.
-    public let value: [UInt8]?
+    /// read under werkzeug's `,` join, which is also how idlegate reads a single line. (A slice: for
+    /// the usual plain line, of the head's own bytes, with no copy.)
+    public let value: ArraySlice<UInt8>?
     /// The `,` and `; ` joins of several lines name different sessions (by `isSessionID`): the
     /// request means one thing on Odoo's HTTP port and another on its gevent port. Refuse it.
     public let conflict: Bool
@@ -43,7 +44,7 @@ public struct SessionCookie: Sendable, Equatable {
             let plain = Self.readPlain(header)
             // A plain line's first `session_id` is what every reader finds (no quote, no space to
             // strip): taken from the same pass. Any other line is read as werkzeug reads it.
-            value = plain.isPlain ? plain.sessionID.map { Array(header[$0]) } : Self.firstSessionID(header, .search)
+            value = plain.isPlain ? plain.sessionID.map { header[$0] } : Self.firstSessionID(header, .search)?[...]
             conflict = false
             isPlain = plain.isPlain
             return
@@ -52,7 +53,7 @@ public struct SessionCookie: Sendable, Equatable {
         let semicolon = Self.firstSessionID(Self.join(fields, UInt8(ascii: ";"), space: true)[...], .search)
         let commaID = comma.flatMap { isSessionID($0) ? $0 : nil }
         let semicolonID = semicolon.flatMap { isSessionID($0) ? $0 : nil }
-        value = comma
+        value = comma?[...]
         conflict = commaID != semicolonID
         isPlain = false
     }
@@ -197,9 +198,9 @@ extension SessionCookie {
     /// What to forward once `id` is the id checked: the client's line only when it is plain and its
     /// `session_id` (if any) is that well-formed id; otherwise the canonical line with `id` when `valid`.
     /// `moved`: the id came from `?session_id=` or `X-Openerp-Session-Id` (Odoo ≤ 15), not this header.
-    public func forwarded(_ fields: HTTPFields, id: [UInt8]?, valid: Bool, moved: Bool) -> ForwardedCookie {
+    public func forwarded(_ fields: HTTPFields, id: ArraySlice<UInt8>?, valid: Bool, moved: Bool) -> ForwardedCookie {
         if !moved && isPlain && (value == nil || valid) { return .asSent }
-        return .canonical(fields, sessionID: valid ? id : nil)
+        return .canonical(fields, sessionID: valid ? id.map { Array($0) } : nil)
     }
 }
 

@@ -105,7 +105,7 @@ public struct Verdict: Sendable {
     public var limits = SessionLimits(idle: 15 * 60_000)
     public var mode = PolicySet.Mode.enforce
     /// The session a logout route ends, once Odoo has answered it.
-    public var logoutKey: SessionKey? = nil
+    public var logoutKey: SessionKey? { route == .logout ? key : nil }
     /// What the path means for a session (the metrics' route label).
     public var route = RouteClass.activity
     /// The policy's name (log lines, metrics, audit events).
@@ -119,8 +119,6 @@ public struct Verdict: Sendable {
     public var events: [SessionEvent] = []
     public var storeChange: StoreChange? = nil
     public var destroy: DestroyOrder? = nil
-    /// The raw id, kept between `check` and `settle` for a destroy order; never leaves this module.
-    var rawID: [UInt8]? = nil
 
     public init() {}
 
@@ -158,6 +156,32 @@ public final class SessionRequest: Sendable {
     }
 }
 
+/// Where a request's session id comes from. Odoo ≤ 15 reads ?session_id=, then X-Openerp-Session-Id,
+/// then the cookie (the first non-empty one); 16+ the cookie only. Query and header never reach Odoo: in
+/// check mode the id they carried is checked and forwarded in the Cookie instead.
+struct IDSource {
+    let cookie: SessionCookie
+    let queryID: [UInt8]?
+    let headerID: [UInt8]?
+    /// The id checked (not yet known to be well-formed), nil when none.
+    let id: ArraySlice<UInt8>?
+    /// It came from the query or the header, not the cookie.
+    let moved: Bool
+
+    /// (A function, not an init: it borrows the head rather than taking a copy.)
+    static func read(_ head: borrowing RequestHead, legacy: SessionRules.LegacySources) -> IDSource {
+        let cookie = SessionCookie(head.fields, isSessionID: SessionIDShape.isValid)
+        let queryID = FormEncoding.queryValue(of: "session_id", in: head.target)
+        let headerID = SessionCheck.legacyHeaderValue(head.fields)
+        if legacy == .check, let q = queryID, !q.isEmpty {
+            return IDSource(cookie: cookie, queryID: queryID, headerID: headerID, id: q[...], moved: true)
+        } else if legacy == .check, let h = headerID, !h.isEmpty {
+            return IDSource(cookie: cookie, queryID: queryID, headerID: headerID, id: h[...], moved: true)
+        }
+        return IDSource(cookie: cookie, queryID: queryID, headerID: headerID, id: cookie.value, moved: false)
+    }
+}
+
 /// The session decision as pure functions: of the request, the rules and the store's answer. No store,
 /// clock, log or socket is reached from here; what should happen is returned, as a `Verdict`.
 public enum SessionCheck {
@@ -167,8 +191,7 @@ public enum SessionCheck {
     public static func check(_ r: SessionRequest, rules: SessionRules, into d: inout Verdict,
                              key deriveKey: (ArraySlice<UInt8>) -> SessionKey) -> StoreQuery? {
         d.https = r.https
-        let head = r.head
-        let fields = head.fields
+        let fields = r.head.fields
         let policies = rules.policies
         let policy = policies.policies.isEmpty ? policies.fallback
             : policies.select(client: r.client, host: policies.needsHost ? fields.first(.host) : nil, path: r.path)
@@ -177,32 +200,17 @@ public enum SessionCheck {
         d.mode = policy.mode
         d.screenGuard = policy.mode == .enforce ? policy.screenGuard : nil
         d.client = r.clientText
-        let cookie = SessionCookie(fields, isSessionID: SessionIDShape.isValid)
+        let source = IDSource.read(r.head, legacy: rules.legacy)
+        let cookie = source.cookie
         if cookie.conflict {
             // Two Cookie lines whose `,` join (Odoo's HTTP port) and `; ` join (its gevent port) name
             // different sessions: no browser sends that, and no one reading can be right for both.
             d.action = .refuse(status: 400, reason: "Cookie lines name different sessions on Odoo's two ports")
             return nil
         }
-
-        // Where the id comes from. Odoo ≤ 15 reads ?session_id=, then X-Openerp-Session-Id, then the
-        // cookie (the first non-empty one); 16+ the cookie only. Query and header never reach Odoo: in
-        // check mode the id they carried is checked and forwarded in the Cookie instead.
-        var id: [UInt8]? = cookie.value
-        var moved = false
-        let queryID = FormEncoding.queryValue(of: "session_id", in: head.target)
-        let headerID = legacyHeaderValue(fields)
-        if queryID != nil { d.target = FormEncoding.removingQuery("session_id", from: head.target) }
-        if headerID != nil { d.stripHeader = true }
-        if rules.legacy == .check {
-            if let q = queryID, !q.isEmpty {
-                id = q
-                moved = true
-            } else if let h = headerID, !h.isEmpty {
-                id = h
-                moved = true
-            }
-        }
+        if source.queryID != nil { d.target = FormEncoding.removingQuery("session_id", from: r.head.target) }
+        if source.headerID != nil { d.stripHeader = true }
+        let id = source.id, moved = source.moved
         let valid = id.map { SessionIDShape.isValid($0) } ?? false
         // The forwarded Cookie carries exactly the id checked, or none: the client's line as it came only
         // when it is plain and its session_id (if any) is the well-formed one checked; otherwise one line
@@ -215,10 +223,8 @@ public enum SessionCheck {
         let route = rules.routes.classify(r.path)
         d.route = route
         guard policy.mode != .off, valid, let raw = id else { return nil }  // anonymous, as Odoo would treat it
-        let key = deriveKey(raw[...])
+        let key = deriveKey(raw)
         d.key = key
-        d.rawID = raw
-        if route == .logout { d.logoutKey = key }
         return StoreQuery(key: key, limits: policy.limits, activity: route == .activity || route == .login, unknown: rules.unknown)
     }
 
@@ -276,7 +282,9 @@ public enum SessionCheck {
             }
         }
         // Over, in enforce mode. Destroying it in Odoo too is harmless when Odoo no longer knows it.
-        if rules.destroyInOdoo, let raw = d.rawID { d.destroy = DestroyOrder(id: String(decoding: raw, as: UTF8.self), key: key) }
+        if rules.destroyInOdoo, let raw = IDSource.read(r.head, legacy: rules.legacy).id {  // read again: rare, and it keeps the verdict small
+            d.destroy = DestroyOrder(id: String(decoding: raw, as: UTF8.self), key: key)
+        }
         // Login, sign-up, logout and static files are never refused (no login loops): the dead id is
         // left out and Odoo starts a fresh anonymous session.
         if d.route == .login || d.route == .staticFile || d.route == .logout {

@@ -40,6 +40,10 @@ public enum SessionIDShape {
         id.withUnsafeBufferPointer { isValid($0) }
     }
 
+    public static func isValid(_ id: ArraySlice<UInt8>) -> Bool {
+        id.withUnsafeBufferPointer { isValid($0) }
+    }
+
     public static func isValid(_ id: UnsafeBufferPointer<UInt8>) -> Bool {
         let set: UInt8
         switch id.count {

@@ -28,7 +28,7 @@ func decide(_ lines: [[UInt8]]) -> String {
     let cookie = SessionCookie(head.fields, isSessionID: SessionIDShape.isValid)
     if cookie.conflict { return "refused conflict" }
     let valid = cookie.value.map(SessionIDShape.isValid) ?? false
-    let id = valid ? hex(cookie.value!) : "-"
+    let id = valid ? hex(Array(cookie.value!)) : "-"
     switch cookie.forwarded(head.fields, id: cookie.value, valid: valid, moved: false) {
     case .asSent:
         let lines = head.fields.indices(of: .cookie).map { Array(head.fields.valueBytes(at: $0)) }

@@ -21,6 +21,7 @@ func requestFields(raw cookies: [[UInt8]]) -> HTTPFields {
 }
 
 func text(_ b: [UInt8]?) -> String? { b.map { String(decoding: $0, as: UTF8.self) } }
+func text(_ b: ArraySlice<UInt8>?) -> String? { b.map { String(decoding: $0, as: UTF8.self) } }
 
 /// FACTS' cookie table (measured on a real Odoo 18), row by row: the session_id idlegate reads must be
 /// the one werkzeug reads. A = a valid id, B = another well-formed one.
