@@ -111,8 +111,10 @@ public enum CookieHeader {
         r.count == 10 && header[r].elementsEqual(sessionName)
     }
 
+    /// (Two word compares: every plain Cookie line's every name is asked.)
     static func isSessionName(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
-        name.count == 10 && name.elementsEqual(sessionName)
+        let spelling: StaticString = "session_id"
+        return name.count == 10 && Words.equal(name.baseAddress, spelling.utf8Start, 10)
     }
 
     /// Python's bytes `\s` and `bytes.strip()`: space, \t, \n, \r, \v, \f.

@@ -18,7 +18,10 @@ public enum FieldName: UInt8, Sendable {
     /// Recognises a field name (any case; a token, as the parser has checked); `.other` for the rest. Runs
     /// for every field of every head: the name's length and first letter leave at most one spelling to
     /// compare (`candidates`).
-    static func classify(_ name: UnsafeRawBufferPointer) -> FieldName {
+    static func classify(_ name: UnsafeRawBufferPointer) -> FieldName { classify(name, candidates: candidates) }
+
+    /// `classify` with the `candidates` table already at hand (the parser reads it once per head).
+    @inline(__always) static func classify(_ name: UnsafeRawBufferPointer, candidates: UnsafePointer<FieldName>) -> FieldName {
         let n = name.count
         guard n >= 1 && n < 32 else { return otherOrUnderscored(name) }
         let tag = candidates[n * 32 + Int(name[0] & 0x1F)]

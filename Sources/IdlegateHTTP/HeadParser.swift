@@ -49,6 +49,9 @@ public struct HeadParser: Sendable {
     public mutating func parse(_ input: UnsafeRawBufferPointer) throws(HTTPParseError) -> Result {
         var i = scanned
         let end = input.count
+        // The byte and name tables, read once per call rather than once per line (each read of a lazily
+        // built global goes through its once-check).
+        let tables = LineTables(bytes: ByteClass.table, names: FieldName.candidates)
         while i < end {
             // The next LF; everything else on a line is checked by the line's own rule (a CR or a
             // control byte inside a line is refused there).
@@ -78,7 +81,7 @@ public struct HeadParser: Sendable {
                 scanned = i + 1
                 return try finish(input, end: i + 1)
             } else {
-                try checkFieldLine(input, line)
+                try checkFieldLine(input, line, tables)
                 if entries.count > Int(headerCountLimit) { throw HTTPParseError(431, "too many header fields") }
             }
             i += 1
@@ -103,10 +106,16 @@ public struct HeadParser: Sendable {
     }
 
     /// field-line = field-name ":" OWS field-value OWS (RFC 9112 §5).
-    private mutating func checkFieldLine(_ b: UnsafeRawBufferPointer, _ line: Range<Int>) throws(HTTPParseError) {
+    private struct LineTables {
+        let bytes: UnsafePointer<UInt8>
+        let names: UnsafePointer<FieldName>
+    }
+
+    private mutating func checkFieldLine(_ b: UnsafeRawBufferPointer, _ line: Range<Int>, _ tables: LineTables) throws(HTTPParseError) {
         let first = b[line.lowerBound]
         if first == .sp || first == .htab { throw .bad("obs-fold or whitespace before a field name") }
-        let j = ByteClass.end(of: ByteClass.token, in: b, from: line.lowerBound, to: line.upperBound)
+        var j = line.lowerBound
+        while j < line.upperBound && tables.bytes[Int(b[j])] & ByteClass.token != 0 { j += 1 }
         guard j < line.upperBound, b[j] == .colon else {
             if j < line.upperBound && (b[j] == .sp || b[j] == .htab) { throw .bad("whitespace before the colon") }
             if j < line.upperBound && b[j] == .cr { throw .bad("bare CR in a field name") }
@@ -125,7 +134,7 @@ public struct HeadParser: Sendable {
         // Offsets are kept relative to the head's start (final once the start line is found).
         let base = headStart
         entries.append(.init(name: (name.lowerBound - base)..<(name.upperBound - base), value: (v0 - base)..<(v1 - base),
-                             known: FieldName.classify(UnsafeRawBufferPointer(rebasing: b[name]))))
+                             known: FieldName.classify(UnsafeRawBufferPointer(rebasing: b[name]), candidates: tables.names)))
     }
 
     private mutating func finish(_ b: UnsafeRawBufferPointer, end: Int) throws(HTTPParseError) -> Result {
