@@ -158,7 +158,7 @@ public struct HeadParser: Sendable {
     private static func requestLine(_ s: [UInt8], _ line: Range<Int>, fields: HTTPFields) throws(HTTPParseError) -> RequestHead {
         var i = s.withUnsafeBytes { ByteClass.end(of: ByteClass.token, in: $0, from: line.lowerBound, to: line.upperBound) }
         guard i > line.lowerBound, i < line.upperBound, s[i] == .sp else { throw .bad("malformed request line") }
-        let method = String(decoding: s[line.lowerBound..<i], as: UTF8.self)
+        let method = Self.commonMethod(s, line.lowerBound..<i) ?? String(decoding: s[line.lowerBound..<i], as: UTF8.self)
         i += 1
         let t0 = i
         i = s.withUnsafeBytes { ByteClass.end(of: ByteClass.target, in: $0, from: i, to: line.upperBound) }
@@ -199,9 +199,43 @@ public struct HeadParser: Sendable {
             guard s[line.lowerBound + 12] == .sp else { throw .bad("malformed status line") }
             let r = s[(line.lowerBound + 13)..<line.upperBound]
             guard r.allSatisfy({ ByteClass.isFieldValue($0) }) else { throw .bad("control character in reason phrase") }
-            reason = String(decoding: r, as: UTF8.self)
+            reason = Self.commonReason(s, r.indices) ?? String(decoding: r, as: UTF8.self)
         }
         return ResponseHead(version: version, status: status, reason: reason, fields: fields)
+    }
+
+    /// The methods and reason phrases nearly every message has, as literals: matching up to eight bytes
+    /// as one word costs less than making a string from them. (Which word spells what is checked by a
+    /// unit test against decoding.)
+    static func commonMethod(_ s: [UInt8], _ r: Range<Int>) -> String? {
+        switch (r.count, word(s, r)) {
+        case (3, 0x54_45_47): return "GET"
+        case (4, 0x54_53_4F_50): return "POST"
+        case (4, 0x44_41_45_48): return "HEAD"
+        case (3, 0x54_55_50): return "PUT"
+        case (6, 0x45_54_45_4C_45_44): return "DELETE"
+        case (7, 0x53_4E_4F_49_54_50_4F): return "OPTIONS"
+        default: return nil
+        }
+    }
+
+    static func commonReason(_ s: [UInt8], _ r: Range<Int>) -> String? {
+        (r.count, word(s, r)) == (2, 0x4B_4F) ? "OK" : nil
+    }
+
+    /// Up to the first eight bytes of `s[r]` as a little-endian word.
+    @inline(__always) private static func word(_ s: [UInt8], _ r: Range<Int>) -> UInt64 {
+        let n = min(r.count, 8)
+        guard n > 0 else { return 0 }
+        return s.withUnsafeBytes { b in
+            if r.lowerBound + 8 <= b.count {  // one load, the bytes past the range masked off
+                let w = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: r.lowerBound, as: UInt64.self))
+                return n == 8 ? w : w & ((1 << (8 * UInt64(n))) - 1)
+            }
+            var w: UInt64 = 0
+            for k in 0..<n { w |= UInt64(b[r.lowerBound + k]) << (8 * UInt64(k)) }
+            return w
+        }
     }
 
     /// RFC 9112 §3.2: a 1.1 request needs exactly one Host; two are refused (two parsers could pick

@@ -111,3 +111,24 @@ struct RequestHeadTests {
         #expect(try head.framing(limits: HTTPLimits()) == BodyFraming.none)
     }
 }
+
+/// The common methods and the reason "OK" come from literals matched as words: each is what decoding the
+/// bytes gives, any other spelling (case included) is decoded as sent, and a short reason at the very
+/// end of the head (where no whole word can be loaded) is read byte by byte.
+struct CommonWordsTests {
+    @Test func methodsAreWhatWasSent() throws {
+        for method in ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "get", "Post", "GETS", "GE", "PROPFIND", "OPTIONSX", "DELETF"] {
+            let (head, _) = try #require(try parseRequest("\(method) / HTTP/1.1\r\nHost: a\r\n\r\n"))
+            #expect(head.method == method)
+        }
+    }
+
+    @Test func reasonsAreWhatWasSent() throws {
+        for reason in ["OK", "ok", "O", "OKAY", "Not Found", "OK OK"] {
+            let (head, _) = try #require(try parseResponse("HTTP/1.1 200 \(reason)\r\nContent-Length: 0\r\n\r\n"))
+            #expect(head.reason == reason)
+            let (bare, _) = try #require(try parseResponse("HTTP/1.1 200 \(reason)\r\n\r\n"))
+            #expect(bare.reason == reason)
+        }
+    }
+}
