@@ -54,9 +54,9 @@ public func roundTripLimits(_ written: [UInt8]) -> HTTPLimits {
 
 extension ResponseHead {
     /// The head as idlegate relays it (status line, then the fields as they came): for round trips.
-    public func write(into out: inout [UInt8]) {
-        writeStatusLine(into: &out)
-        fields.write(into: &out)
+    public func write(into out: ByteSink) {
+        writeStatusLine(into: out)
+        fields.write(into: out)
         out.append(contentsOf: [0x0D, 0x0A])
     }
 }

@@ -18,8 +18,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     if whole.done {
         var framed: [UInt8] = []
         if !whole.data.isEmpty {
-            ChunkedEncoder.chunkHeader(whole.data.count, into: &framed)
-            framed += whole.data + ChunkedEncoder.chunkEnd
+            let header = ByteSink()
+            ChunkedEncoder.chunkHeader(whole.data.count, into: header)
+            framed = header.bytes + whole.data + ChunkedEncoder.chunkEnd
         }
         framed += ChunkedEncoder.lastChunk
         let again = decode(framed, cuts: [], limits: limits)

@@ -20,14 +20,17 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     // As idlegate forwards it: always HTTP/1.1, so an HTTP/1.0 request without Host gets one.
     var forwarded = head
     if head.version == .http10 && !head.fields.contains(.host) {
-        var text = Array("GET / HTTP/1.1\r\n".utf8)
-        head.fields.write(into: &text)
-        text += Array("Host: odoo:8069\r\n\r\n".utf8)
+        let sink = ByteSink()
+        sink.appendUTF8("GET / HTTP/1.1\r\n")
+        head.fields.write(into: sink)
+        sink.appendUTF8("Host: odoo:8069\r\n\r\n")
+        let text = sink.bytes
         guard case .request(let withHost, _) = parseHead(text, .request, cuts: []) else { return 0 }
         forwarded.fields = withHost.fields
     }
-    var out: [UInt8] = []
-    forwarded.write(into: &out)
+    let sink = ByteSink()
+    forwarded.write(into: sink)
+    let out = sink.bytes
     let reparsed = parseHead(out, .request, cuts: [], limits: roundTripLimits(out))
     guard case .request(let again, let n) = reparsed else {
         invariant(false, "written head does not parse (\(reparsed)): \(show(out)) (from \(show(bytes)))")

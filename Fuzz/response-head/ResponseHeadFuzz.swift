@@ -16,8 +16,9 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     invariant(length <= bytes.count, "consumed \(length) of \(bytes.count)")
     for method in ["GET", "HEAD", "POST"] { _ = try? head.framing(requestMethod: method) }
     _ = head.allowsReuse
-    var out: [UInt8] = []
-    head.write(into: &out)
+    let sink = ByteSink()
+    head.write(into: sink)
+    let out = sink.bytes
     let reparsed = parseHead(out, .response, cuts: [], limits: roundTripLimits(out))
     guard case .response(let again, let n) = reparsed else {
         invariant(false, "written head does not parse (\(reparsed)): \(show(out)) (from \(show(bytes)))")

@@ -72,8 +72,13 @@ public struct BodyDecoder: Sendable {
 
 /// Writes chunked framing around data idlegate forwards (RFC 9112 §7.1).
 public enum ChunkedEncoder {
-    public static func chunkHeader(_ count: Int, into out: inout [UInt8]) {
-        out.append(contentsOf: String(count, radix: 16).utf8)
+    public static func chunkHeader(_ count: Int, into out: ByteSink) {
+        var digits = 1
+        while digits < 16 && count >> (4 * digits) != 0 { digits += 1 }
+        for k in stride(from: digits - 1, through: 0, by: -1) {
+            let d = UInt8((count >> (4 * k)) & 0xF)
+            out.append(d < 10 ? 0x30 + d : 0x57 + d)  // lower-case hex, as before
+        }
         out.append(.cr)
         out.append(.lf)
     }

@@ -177,10 +177,10 @@ public struct HTTPFields: Sendable, Equatable {
 
     /// Writes `Name: value\r\n` for each field `keep(index, tag)` accepts: how a head is rewritten
     /// on the way through without copying or mutating the parsed fields.
-    public func write(into out: inout [UInt8], where keep: (Int, FieldName) -> Bool) {
+    public func write(into out: ByteSink, where keep: (Int, FieldName) -> Bool) {
         var run = Run()
-        for i in 0..<entries.count where keep(i, entries[i].known) { copy(i, &run, into: &out) }
-        flush(&run, into: &out)
+        for i in 0..<entries.count where keep(i, entries[i].known) { copy(i, &run, into: out) }
+        flush(&run, into: out)
     }
 
     /// Fields waiting to be copied as one block: consecutive lines of the received head, each already
@@ -194,55 +194,55 @@ public struct HTTPFields: Sendable, Equatable {
     /// Writes field `i` as `writeField(at:)` would, but a line received as exactly `Name: value\r\n`
     /// joins `run` when it follows the run's last line, so that the kept lines of a head go out in a
     /// few copies instead of six appends each. Call `flush` before writing anything else to `out`.
-    public func copy(_ i: Int, _ run: inout Run, into out: inout [UInt8]) {
+    public func copy(_ i: Int, _ run: inout Run, into out: ByteSink) {
         let e = entries[i]
         let asWritten = e.value.lowerBound == e.name.upperBound + 2 && storage[e.name.upperBound + 1] == .sp
             && e.value.upperBound < storage.count && storage[e.value.upperBound] == .cr
         guard asWritten else {
-            flush(&run, into: &out)
-            writeField(at: i, into: &out)
+            flush(&run, into: out)
+            writeField(at: i, into: out)
             return
         }
         if run.end != e.name.lowerBound || run.end == run.start {
-            flush(&run, into: &out)
+            flush(&run, into: out)
             run.start = e.name.lowerBound
         }
         run.end = e.value.upperBound + 2
     }
 
     /// Writes what `run` holds and empties it.
-    public func flush(_ run: inout Run, into out: inout [UInt8]) {
+    public func flush(_ run: inout Run, into out: ByteSink) {
         guard run.end > run.start else { return }
         storage.withUnsafeBufferPointer { out.append(contentsOf: UnsafeBufferPointer(rebasing: $0[run.start..<run.end])) }
         run = Run()
     }
 
     /// Writes field `i` as it came.
-    public func writeField(at i: Int, into out: inout [UInt8]) {
+    public func writeField(at i: Int, into out: ByteSink) {
         let e = entries[i]
-        storage.withUnsafeBufferPointer { Self.writeLine(UnsafeBufferPointer(rebasing: $0[e.name]), UnsafeBufferPointer(rebasing: $0[e.value]), into: &out) }
+        storage.withUnsafeBufferPointer { Self.writeLine(UnsafeBufferPointer(rebasing: $0[e.name]), UnsafeBufferPointer(rebasing: $0[e.value]), into: out) }
     }
 
     /// Writes one `Name: value\r\n` line (names are literals: idlegate adds only fields it knows).
-    public static func writeField(_ name: StaticString, _ value: String, into out: inout [UInt8]) {
-        value.withUTF8Bytes { writeLine(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount), $0, into: &out) }
+    public static func writeField(_ name: StaticString, _ value: String, into out: ByteSink) {
+        value.withUTF8Bytes { writeLine(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount), $0, into: out) }
     }
 
     /// Writes one `Name: value\r\n` line with a name worked out at run time.
-    public static func writeField(named name: String, value: String, into out: inout [UInt8]) {
-        name.withUTF8Bytes { n in value.withUTF8Bytes { writeLine(n, $0, into: &out) } }
+    public static func writeField(named name: String, value: String, into out: ByteSink) {
+        name.withUTF8Bytes { n in value.withUTF8Bytes { writeLine(n, $0, into: out) } }
     }
 
     /// Writes field `i`'s value as the value of a field named `name` (a literal).
-    public func writeValue(at i: Int, as name: StaticString, into out: inout [UInt8]) {
+    public func writeValue(at i: Int, as name: StaticString, into out: ByteSink) {
         storage.withUnsafeBufferPointer {
             Self.writeLine(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount),
-                           UnsafeBufferPointer(rebasing: $0[entries[i].value]), into: &out)
+                           UnsafeBufferPointer(rebasing: $0[entries[i].value]), into: out)
         }
     }
 
     /// `name: value\r\n`, the one way every field line is written.
-    @inline(__always) private static func writeLine(_ name: UnsafeBufferPointer<UInt8>, _ value: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
+    @inline(__always) private static func writeLine(_ name: UnsafeBufferPointer<UInt8>, _ value: UnsafeBufferPointer<UInt8>, into out: ByteSink) {
         out.append(contentsOf: name)
         out.append(.colon)
         out.append(.sp)
@@ -252,8 +252,8 @@ public struct HTTPFields: Sendable, Equatable {
     }
 
     /// Writes `Name: value\r\n` for each field.
-    public func write(into out: inout [UInt8]) {
-        write(into: &out) { _, _ in true }
+    public func write(into out: ByteSink) {
+        write(into: out) { _, _ in true }
     }
 }
 

@@ -36,15 +36,15 @@ public struct RequestHead: Sendable, Equatable {
     }
 
     /// Serialises the head for the upstream: always HTTP/1.1.
-    public func write(into out: inout [UInt8]) {
-        writeRequestLine(into: &out)
-        fields.write(into: &out)
+    public func write(into out: ByteSink) {
+        writeRequestLine(into: out)
+        fields.write(into: out)
         out.append(.cr)
         out.append(.lf)
     }
 
     /// `METHOD target HTTP/1.1\r\n`: the request line idlegate sends upstream, whatever the client spoke.
-    public func writeRequestLine(into out: inout [UInt8]) {
+    public func writeRequestLine(into out: ByteSink) {
         out.appendUTF8(method)
         out.append(.sp)
         out.appendUTF8(target)
@@ -75,7 +75,7 @@ public struct ResponseHead: Sendable, Equatable {
     }
 
     /// `HTTP/1.1 status reason\r\n`.
-    public func writeStatusLine(into out: inout [UInt8]) {
+    public func writeStatusLine(into out: ByteSink) {
         out.appendUTF8("HTTP/1.1 " as StaticString)
         out.append(UInt8(ascii: "0") + UInt8(status / 100))
         out.append(UInt8(ascii: "0") + UInt8(status / 10 % 10))

@@ -62,8 +62,8 @@ final class Channel {
     }
 
     /// Queues `bytes` without trying the socket (while a connect is still in progress).
-    func queue(_ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { outbound.append($0) }
+    func queue(_ bytes: UnsafeRawBufferPointer) {
+        outbound.append(bytes)
     }
 
     @discardableResult

@@ -192,8 +192,8 @@ final class ClientConnection: EventHandler {
     /// Hands the outbox's client bytes to the client's channel and tells the machine what did not go through.
     private func writeClient(_ out: Outbox) {
         if !out.client.isEmpty {
-            let ok = machine.phase == .closed || client.write(out.client)
-            out.client.removeAll(keepingCapacity: true)
+            let ok = machine.phase == .closed || out.client.withBytes { client.write($0) }
+            out.client.removeAll()
             if !ok {
                 machine.clientClosed(failed: true)
             } else if client.hasQueuedOutput && !machine.clientBacklog {
@@ -207,15 +207,15 @@ final class ClientConnection: EventHandler {
         if !out.upstream.isEmpty {
             if let up = upstream {
                 if up.connecting {
-                    up.channel.queue(out.upstream)
-                } else if !up.channel.write(out.upstream) {
-                    out.upstream.removeAll(keepingCapacity: true)
+                    out.upstream.withBytes { up.channel.queue($0) }
+                } else if !out.upstream.withBytes({ up.channel.write($0) }) {
+                    out.upstream.removeAll()
                     machine.upstreamClosed(failure: up.channel.transport.failureReason ?? "write failed")
                 } else if up.channel.hasQueuedOutput && !machine.upstreamBacklog {
                     machine.upstreamBacklogged()
                 }
             }
-            out.upstream.removeAll(keepingCapacity: true)
+            out.upstream.removeAll()
         }
     }
 
@@ -313,8 +313,8 @@ final class ClientConnection: EventHandler {
         }
         guard !closed else { return }
         closed = true
-        worker.outbox.client.removeAll(keepingCapacity: true)
-        worker.outbox.upstream.removeAll(keepingCapacity: true)
+        worker.outbox.client.removeAll()
+        worker.outbox.upstream.removeAll()
         if let up = upstream {
             up.close()
             upstream = nil

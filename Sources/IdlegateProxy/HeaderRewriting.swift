@@ -40,12 +40,12 @@ enum HeaderRewriting {
 
     /// Writes the X-Forwarded-* fields the request still lacks (all three for an untrusted peer).
     /// (Who the request is attributed to is worked out once, by the client connection.)
-    static func writeForwarded(_ fields: HTTPFields, peerHost: String, trusted: Bool, scheme: String, into out: inout [UInt8]) {
-        if !trusted || !fields.contains(.xForwardedFor) { HTTPFields.writeField("X-Forwarded-For", peerHost, into: &out) }
-        if !trusted || !fields.contains(.xForwardedProto) { HTTPFields.writeField("X-Forwarded-Proto", scheme, into: &out) }
+    static func writeForwarded(_ fields: HTTPFields, peerHost: String, trusted: Bool, scheme: String, into out: ByteSink) {
+        if !trusted || !fields.contains(.xForwardedFor) { HTTPFields.writeField("X-Forwarded-For", peerHost, into: out) }
+        if !trusted || !fields.contains(.xForwardedProto) { HTTPFields.writeField("X-Forwarded-Proto", scheme, into: out) }
         if !trusted || !fields.contains(.xForwardedHost) {
             let host = fields.occurrences(of: .host)
-            if host.count > 0 { fields.writeValue(at: host.first, as: "X-Forwarded-Host", into: &out) }
+            if host.count > 0 { fields.writeValue(at: host.first, as: "X-Forwarded-Host", into: out) }
         }
     }
 }

@@ -45,17 +45,17 @@ final class OdooDestroyer {
             worker.metrics.destroyFailures.increment()
             return
         }
-        var r: [UInt8] = []
-        r.append(contentsOf: "POST /web/session/destroy HTTP/1.1\r\n".utf8)
-        if let host { HTTPFields.writeField("Host", host, into: &r) }
-        for (n, v) in forwarded { HTTPFields.writeField(named: n, value: v, into: &r) }
-        HTTPFields.writeField("Content-Type", "application/json", into: &r)
-        HTTPFields.writeField("Cookie", "session_id=" + id, into: &r)
-        HTTPFields.writeField("Content-Length", String(Self.body.count), into: &r)
-        HTTPFields.writeField("Connection", "close", into: &r)
-        r.append(contentsOf: "\r\n".utf8)
+        let r = ByteSink()
+        r.appendUTF8("POST /web/session/destroy HTTP/1.1\r\n")
+        if let host { HTTPFields.writeField("Host", host, into: r) }
+        for (n, v) in forwarded { HTTPFields.writeField(named: n, value: v, into: r) }
+        HTTPFields.writeField("Content-Type", "application/json", into: r)
+        HTTPFields.writeField("Cookie", "session_id=" + id, into: r)
+        HTTPFields.writeField("Content-Length", String(Self.body.count), into: r)
+        HTTPFields.writeField("Connection", "close", into: r)
+        r.appendUTF8("\r\n")
         r.append(contentsOf: Self.body)
-        start(Call(request: r, key: key, attempt: 1, due: 0))
+        start(Call(request: r.bytes, key: key, attempt: 1, due: 0))
     }
 
     private func start(_ call: Call) {

@@ -132,18 +132,18 @@ struct FieldCopyTests {
         let fields = head.fields
         // Every subset given by a mask over the first 12 lines (all 4096 of them).
         for mask in 0..<(1 << fields.count) {
-            var blocks: [UInt8] = []
-            fields.write(into: &blocks) { i, _ in mask & (1 << i) != 0 }
-            var one: [UInt8] = []
-            for i in 0..<fields.count where mask & (1 << i) != 0 { fields.writeField(at: i, into: &one) }
-            #expect(blocks == one, "mask \(mask)")
+            let blocks = ByteSink()
+            fields.write(into: blocks) { i, _ in mask & (1 << i) != 0 }
+            let one = ByteSink()
+            for i in 0..<fields.count where mask & (1 << i) != 0 { fields.writeField(at: i, into: one) }
+            #expect(blocks.bytes == one.bytes, "mask \(mask)")
         }
         // A field added after parsing (its own storage, no CRLF after it) is written, not copied.
         var more = fields
         more.append(name: "X-Z", value: "z")
-        var out: [UInt8] = []
-        more.write(into: &out)
-        #expect(String(decoding: out, as: UTF8.self).hasSuffix("X-I: \r\nX-Z: z\r\n"))
+        let out = ByteSink()
+        more.write(into: out)
+        #expect(String(decoding: out.bytes, as: UTF8.self).hasSuffix("X-I: \r\nX-Z: z\r\n"))
     }
 }
 
@@ -205,5 +205,30 @@ struct ConnectionOptionsTests {
         #expect(fields.connectionOptions == [.keepAlive])
         let (plain, _) = try #require(try parseRequest("GET / HTTP/1.0\r\nHost: a\r\n\r\n"))
         #expect(plain.fields.connectionOptions == [] && !plain.wantsKeepAlive)
+    }
+}
+
+/// The output sink holds what was appended, in order, across growth; truncating and emptying keep it usable.
+struct ByteSinkTests {
+    @Test func holdsWhatWasAppendedAcrossGrowth() {
+        let sink = ByteSink(capacity: 16)
+        var expected: [UInt8] = []
+        for k in 0..<300 {
+            let piece = (0..<(k % 37)).map { UInt8(truncatingIfNeeded: k &+ $0) }
+            sink.append(contentsOf: piece)
+            sink.append(UInt8(k % 256))
+            expected += piece + [UInt8(k % 256)]
+        }
+        sink.appendUTF8("literal" as StaticString)
+        sink.appendUTF8(String(repeating: "é", count: 40))
+        expected += Array("literal".utf8) + Array(String(repeating: "é", count: 40).utf8)
+        #expect(sink.bytes == expected)
+        #expect(sink.count == expected.count)
+        sink.truncate(to: 10)
+        #expect(sink.bytes == Array(expected[0..<10]))
+        sink.removeAll()
+        #expect(sink.isEmpty)
+        sink.append(contentsOf: [1, 2, 3])
+        #expect(sink.bytes == [1, 2, 3])
     }
 }

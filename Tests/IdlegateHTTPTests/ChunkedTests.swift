@@ -74,9 +74,11 @@ struct ChunkedTests {
     }
 
     @Test func encoderFramesData() {
-        var out: [UInt8] = []
-        ChunkedEncoder.chunkHeader(255, into: &out)
-        #expect(out == "ff\r\n".bytes)
+        for (n, text) in [(255, "ff"), (0, "0"), (1, "1"), (16, "10"), (0xABCDEF, "abcdef"), (Int.max, "7fffffffffffffff")] {
+            let out = ByteSink()
+            ChunkedEncoder.chunkHeader(n, into: out)
+            #expect(out.bytes == (text + "\r\n").bytes)
+        }
         #expect(ChunkedEncoder.lastChunk == "0\r\n\r\n".bytes)
     }
 }

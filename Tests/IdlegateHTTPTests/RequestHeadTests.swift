@@ -53,9 +53,9 @@ struct RequestHeadTests {
     @Test func keepsRepeatedFieldsInOrder() throws {
         let (head, _) = try #require(try parseRequest("GET / HTTP/1.1\r\nHost: a\r\nCookie: a=1\r\nX: 1\r\nCookie: b=2\r\n\r\n"))
         #expect(head.fields.values(named: "cookie") == ["a=1", "b=2"])
-        var out: [UInt8] = []
-        head.write(into: &out)
-        #expect(String(decoding: out, as: UTF8.self) == "GET / HTTP/1.1\r\nHost: a\r\nCookie: a=1\r\nX: 1\r\nCookie: b=2\r\n\r\n")
+        let out = ByteSink()
+        head.write(into: out)
+        #expect(String(decoding: out.bytes, as: UTF8.self) == "GET / HTTP/1.1\r\nHost: a\r\nCookie: a=1\r\nX: 1\r\nCookie: b=2\r\n\r\n")
     }
 
     @Test func keepsObsTextBytesExactly() throws {

@@ -133,12 +133,12 @@ final class MachineRig {
     func settle() {
         while !outbox.isEmpty {
             if !outbox.client.isEmpty {
-                if !closed { toClient += outbox.client }
+                if !closed { toClient += outbox.client.bytes }
                 outbox.client.removeAll()
                 if clientStuck && !machine.clientBacklog { machine.clientBacklogged() }
             }
             if !outbox.upstream.isEmpty {
-                toUpstream += outbox.upstream
+                toUpstream += outbox.upstream.bytes
                 outbox.upstream.removeAll()
             }
             var i = 0

@@ -14,7 +14,7 @@ extension ConnectionMachine {
             do {
                 try consumeResponse(x, bytes)
             } catch {
-                out.client.removeSubrange(mark...)
+                out.client.truncate(to: mark)
                 upstreamFailed(x, status: 502, reason: "malformed response: \(error)")
                 return
             }
@@ -100,10 +100,10 @@ extension ConnectionMachine {
         let named = HeaderRewriting.connectionNamed(fields)
         if head.status == 101 {
             guard x.isUpgrade else { throw HTTPParseError(502, "101 to a request that asked for no upgrade") }
-            head.writeStatusLine(into: &out.client)
+            head.writeStatusLine(into: out.client)
             writeResponseFields(x, fields, named: named)  // Odoo's 101 carries a Set-Cookie too
-            HTTPFields.writeField("Connection", "Upgrade", into: &out.client)
-            if let u = fields.first(.upgrade) { HTTPFields.writeField("Upgrade", u, into: &out.client) }
+            HTTPFields.writeField("Connection", "Upgrade", into: out.client)
+            if let u = fields.first(.upgrade) { HTTPFields.writeField("Upgrade", u, into: out.client) }
             out.client.append(contentsOf: ChunkedEncoder.chunkEnd)
             countResponse(x, status: 101)
             x.responseStarted = true
@@ -113,8 +113,8 @@ extension ConnectionMachine {
         if head.status < 200 {
             // Interim responses: 103 Early Hints reaches HTTP/1.1 clients; 100 was answered here already.
             if head.status == 103 && x.clientVersion == .http11 {
-                head.writeStatusLine(into: &out.client)
-                fields.write(into: &out.client) { !HeaderRewriting.isHopByHop(fields, $0, $1, named: named) }
+                head.writeStatusLine(into: out.client)
+                fields.write(into: out.client) { !HeaderRewriting.isHopByHop(fields, $0, $1, named: named) }
                 out.client.append(contentsOf: ChunkedEncoder.chunkEnd)
             }
             return
@@ -123,7 +123,7 @@ extension ConnectionMachine {
         countResponse(x, status: head.status)
         x.upstreamReusable = head.allowsReuse && framing != .untilClose && !x.isUpgrade
         let guarding = framing != .none && startGuard(x, head, fields)
-        head.writeStatusLine(into: &out.client)
+        head.writeStatusLine(into: out.client)
         writeResponseFields(x, fields, named: named, guarding: guarding)
         if x.session.logoutKey != nil { current.gate.logoutAnswered(x.session, status: head.status, method: x.method, path: x.logPath) }
         switch framing {
@@ -134,7 +134,7 @@ extension ConnectionMachine {
         case .length, .chunked, .untilClose:  // a guarded page's length changes: re-framed
             if x.clientVersion == .http11 {
                 x.responseFraming = .chunked
-                HTTPFields.writeField("Transfer-Encoding", "chunked", into: &out.client)
+                HTTPFields.writeField("Transfer-Encoding", "chunked", into: out.client)
             } else {
                 x.responseFraming = .untilClose
                 x.keepAlive = false
@@ -142,9 +142,9 @@ extension ConnectionMachine {
         }
         if !x.keepAlive || closeAfterResponse {
             x.keepAlive = false
-            HTTPFields.writeField("Connection", "close", into: &out.client)
+            HTTPFields.writeField("Connection", "close", into: out.client)
         } else if x.clientVersion == .http10 {
-            HTTPFields.writeField("Connection", "keep-alive", into: &out.client)
+            HTTPFields.writeField("Connection", "keep-alive", into: out.client)
         }
         out.client.append(contentsOf: ChunkedEncoder.chunkEnd)
         x.responseStarted = true
@@ -157,42 +157,42 @@ extension ConnectionMachine {
     /// inflated, its Content-Encoding; its CSP lets the script run.
     func writeResponseFields(_ x: Exchange, _ fields: HTTPFields, named: [String], guarding: Bool = false) {
         var run = HTTPFields.Run()
-        defer { fields.flush(&run, into: &out.client) }
+        defer { fields.flush(&run, into: out.client) }
         for i in 0..<fields.count {
             let known = fields.known(at: i)
             if HeaderRewriting.isHopByHop(fields, i, known, named: named) { continue }
             if guarding {
                 switch known {
                 case .contentLength:
-                    fields.flush(&run, into: &out.client)
+                    fields.flush(&run, into: out.client)
                     continue
                 case .contentEncoding where x.inflater != nil:
-                    fields.flush(&run, into: &out.client)
+                    fields.flush(&run, into: out.client)
                     continue
                 case .contentSecurityPolicy:
-                    fields.flush(&run, into: &out.client)
-                    HTTPFields.writeField("Content-Security-Policy", ScreenGuard.allowingScript(fields.value(at: i)).csp, into: &out.client)
+                    fields.flush(&run, into: out.client)
+                    HTTPFields.writeField("Content-Security-Policy", ScreenGuard.allowingScript(fields.value(at: i)).csp, into: out.client)
                     continue
                 default: break
                 }
             }
             guard known == .setCookie else {
-                fields.copy(i, &run, into: &out.client)
+                fields.copy(i, &run, into: out.client)
                 continue
             }
-            fields.flush(&run, into: &out.client)
+            fields.flush(&run, into: out.client)
             let (hardened, order) = current.gate.responseCookie(fields.value(at: i), of: x.session, loginBody: &x.loginBody, json: x.loginIsJSON,
                                                                 method: x.method, path: x.logPath)
             if let hardened {
-                HTTPFields.writeField("Set-Cookie", hardened, into: &out.client)
+                HTTPFields.writeField("Set-Cookie", hardened, into: out.client)
             } else {
-                fields.writeField(at: i, into: &out.client)
+                fields.writeField(at: i, into: out.client)
             }
             if let order { destroy(order, x.request) }
         }
         if overTLS, let hsts = current.hsts, !fields.contains(.strictTransportSecurity) {
-            fields.flush(&run, into: &out.client)
-            HTTPFields.writeField("Strict-Transport-Security", hsts, into: &out.client)
+            fields.flush(&run, into: out.client)
+            HTTPFields.writeField("Strict-Transport-Security", hsts, into: out.client)
         }
     }
 
@@ -243,7 +243,7 @@ extension ConnectionMachine {
     /// Body bytes to the client in its framing (a chunk each when re-framed).
     @inline(__always) func writeBody(_ framing: Exchange.ResponseFraming, _ data: UnsafeRawBufferPointer) {
         guard !data.isEmpty else { return }
-        if framing == .chunked { ChunkedEncoder.chunkHeader(data.count, into: &out.client) }
+        if framing == .chunked { ChunkedEncoder.chunkHeader(data.count, into: out.client) }
         out.client.append(contentsOf: data)
         if framing == .chunked { out.client.append(contentsOf: ChunkedEncoder.chunkEnd) }
     }
@@ -274,7 +274,7 @@ extension ConnectionMachine {
             x.retried = true
             releaseUpstream(reusable: false)
             out.actions.append(.dropIdleUpstreams(x.upstreamIndex))
-            out.upstream.removeAll(keepingCapacity: true)
+            out.upstream.removeAll()
             connectUpstream(x)
             return
         }
@@ -286,7 +286,7 @@ extension ConnectionMachine {
     func upstreamFailed(_ x: Exchange, status: Int, reason: String) {
         let websocket = x.upstreamIndex == Router.websocket
         releaseUpstream(reusable: false)
-        out.upstream.removeAll(keepingCapacity: true)
+        out.upstream.removeAll()
         exchange = nil
         if x.responseStarted {
             out.actions.append(.upstreamCut(status: status, line: "\(status) for \(x.describe) from \(peer.host): \(websocket ? "websocket upstream" : "upstream") \(reason)"))

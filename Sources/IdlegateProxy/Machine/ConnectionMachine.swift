@@ -369,7 +369,7 @@ final class ConnectionMachine {
         guard phase == .proxying, let x = exchange, upstream == .connecting else { return }
         upstream = .open(reused: reused)
         x.sentAt = time.nanos()
-        writeForwardedHead(x, into: &out.upstream)
+        writeForwardedHead(x, into: out.upstream)
         arm(.upstream, current.timeouts.upstreamResponse)
         if !inbound.isEmpty && !x.requestBody.isDone {
             let waiting = inbound
@@ -404,7 +404,7 @@ final class ConnectionMachine {
             }
             if x.requestBodyBytes > limit { throw HTTPParseError(413, "request body larger than the limit") }
             if x.requestChunked {
-                ChunkedEncoder.chunkHeader(data.count, into: &out.upstream)
+                ChunkedEncoder.chunkHeader(data.count, into: out.upstream)
                 out.upstream.append(contentsOf: data)
                 out.upstream.append(contentsOf: ChunkedEncoder.chunkEnd)
             } else {
@@ -417,7 +417,7 @@ final class ConnectionMachine {
 
     func requestBodyFailed(_ x: Exchange, _ error: Error) {
         let e = error as? HTTPParseError ?? HTTPParseError(400, "bad request body")
-        out.upstream.removeAll(keepingCapacity: true)
+        out.upstream.removeAll()
         releaseUpstream(reusable: false)
         if x.responseStarted {
             out.actions.append(.log("request body from \(peer.host) refused mid-response: \(e.reason)"))
@@ -609,7 +609,7 @@ final class ConnectionMachine {
 
     /// The head sent upstream: the client's fields less hop-by-hop ones, Expect (answered by idlegate)
     /// and, from an untrusted peer, the forwarding fields; then the fields idlegate sets.
-    func writeForwardedHead(_ x: Exchange, into out: inout [UInt8]) {
+    func writeForwardedHead(_ x: Exchange, into out: ByteSink) {
         let head = x.request
         let fields = head.fields
         let named = HeaderRewriting.connectionNamed(fields)
@@ -624,21 +624,21 @@ final class ConnectionMachine {
             out.appendUTF8(target)
             out.appendUTF8(" HTTP/1.1\r\n" as StaticString)
         } else {
-            head.writeRequestLine(into: &out)
+            head.writeRequestLine(into: out)
         }
-        fields.write(into: &out) { i, known in
+        fields.write(into: out) { i, known in
             !(HeaderRewriting.isHopByHop(fields, i, known, named: named) || known == .expect || known == .underscored
               || (!trusted && HeaderRewriting.isForwardingField(known))
               || (replaceCookie && known == .cookie) || (stripHeader && known == .xOpenerpSessionID))
         }
         let settings = current
-        if head.version == .http10 && !fields.contains(.host) { HTTPFields.writeField("Host", settings.upstreamAuthority, into: &out) }
-        if case .rebuilt(.some(let cookie)) = session.cookie { HTTPFields.writeField("Cookie", cookie, into: &out) }
-        HeaderRewriting.writeForwarded(fields, peerHost: peer.host, trusted: trusted, scheme: scheme(settings), into: &out)
-        if x.requestChunked { HTTPFields.writeField("Transfer-Encoding", "chunked", into: &out) }
+        if head.version == .http10 && !fields.contains(.host) { HTTPFields.writeField("Host", settings.upstreamAuthority, into: out) }
+        if case .rebuilt(.some(let cookie)) = session.cookie { HTTPFields.writeField("Cookie", cookie, into: out) }
+        HeaderRewriting.writeForwarded(fields, peerHost: peer.host, trusted: trusted, scheme: scheme(settings), into: out)
+        if x.requestChunked { HTTPFields.writeField("Transfer-Encoding", "chunked", into: out) }
         if let upgrade = x.upgrade {
-            HTTPFields.writeField("Connection", "upgrade", into: &out)
-            HTTPFields.writeField("Upgrade", upgrade, into: &out)
+            HTTPFields.writeField("Connection", "upgrade", into: out)
+            HTTPFields.writeField("Upgrade", upgrade, into: out)
         }
         out.append(contentsOf: ChunkedEncoder.chunkEnd)
     }

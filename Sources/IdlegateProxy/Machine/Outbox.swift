@@ -95,14 +95,14 @@ final class Answered {
 /// per worker, shared by its connections (one event is handled at a time, and the driver empties the
 /// outbox before the next), so an idle connection holds no buffer of its own.
 final class Outbox {
-    var client: [UInt8] = []
-    var upstream: [UInt8] = []
+    let client: ByteSink
+    let upstream = ByteSink()
     var actions: [Action] = []
     /// Requests counted since the worker's last tick (which adds them to the shared metrics).
     var counts = WorkerCounts()
 
     init(capacity: Int = 80 * 1024) {
-        client.reserveCapacity(capacity)
+        client = ByteSink(capacity: capacity)
     }
 
     /// Odoo answered: the count, and how long it took.
