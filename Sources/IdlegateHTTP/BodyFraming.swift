@@ -64,7 +64,7 @@ extension RequestHead {
 
     /// Whether the client asked for `100 Continue` before sending its body (RFC 9110 §10.1.1).
     public var expectsContinue: Bool {
-        version == .http11 && fields.values(.expect).contains { $0.lowercased() == "100-continue" }
+        version == .http11 && fields.contains(.expect) && fields.values(.expect).contains { $0.lowercased() == "100-continue" }
     }
 }
 

@@ -568,7 +568,7 @@ final class ConnectionMachine {
                 ip = parsed
                 text = last
             }
-            let proto = fields.values(.xForwardedProto).last?.lowercased() ?? settings.publicScheme.rawValue
+            let proto = fields.contains(.xForwardedProto) ? fields.values(.xForwardedProto).last?.lowercased() ?? "" : settings.publicScheme.rawValue
             return (ip, text, proto == "https")
         }
         return (peer.ip, peer.host, overTLS || settings.publicScheme == .https)
