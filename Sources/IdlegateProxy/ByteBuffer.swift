@@ -1,13 +1,20 @@
 /// A FIFO of bytes that holds memory only while it holds bytes: when drained it gives its storage
-/// back, so ten thousand idle keep-alive connections cost no buffers.
+/// back, so ten thousand idle keep-alive connections cost no buffers. Given a `SpareBytes`, it gives its
+/// storage there instead and takes it from there when it next fills: the body that came with a head
+/// then costs no allocation.
 struct ByteBuffer {
     private var storage: [UInt8] = []
     private var start = 0
+    private unowned(unsafe) let spare: SpareBytes?
+
+    /// `spare`: the worker's, which outlives every connection.
+    init(spare: SpareBytes? = nil) { self.spare = spare }
 
     var count: Int { storage.count - start }
     var isEmpty: Bool { start == storage.count }
 
     mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        if storage.capacity == 0, let spare, spare.storage.capacity > 0 { swap(&storage, &spare.storage) }
         compactIfWorthIt()
         storage.append(contentsOf: bytes)
     }
@@ -24,8 +31,13 @@ struct ByteBuffer {
     }
 
     mutating func clear() {
-        storage = []
         start = 0
+        if let spare, spare.storage.capacity == 0, storage.capacity <= SpareBytes.largest {
+            storage.removeAll(keepingCapacity: true)
+            swap(&storage, &spare.storage)
+        } else {
+            storage = []
+        }
     }
 
     /// The unread bytes, valid only inside `body`.
@@ -39,4 +51,10 @@ struct ByteBuffer {
             start = 0
         }
     }
+}
+
+/// One worker's spare buffer storage (see `ByteBuffer`): at most one, of at most `largest` bytes.
+final class SpareBytes {
+    static let largest = 64 * 1024
+    var storage: [UInt8] = []
 }

@@ -65,7 +65,7 @@ final class ConnectionMachine {
 
     /// Client bytes not yet used: a head split across reads, body bytes that came with the head, or
     /// the next pipelined request.
-    var inbound = ByteBuffer()
+    var inbound: ByteBuffer
     var parser: RequestHeadParser
     var exchange: Exchange?
     /// The request waiting for its session verdict (what the session gate is asked, and the rest).
@@ -123,6 +123,7 @@ final class ConnectionMachine {
         overTLS = tls
         self.redirectPort = redirectPort
         parser = RequestHeadParser(limits: settings.current.limits)
+        inbound = ByteBuffer(spare: outbox.spare)
         if tls {
             arm(.handshake, settings.current.timeouts.tlsHandshake)
         } else {
@@ -372,9 +373,10 @@ final class ConnectionMachine {
         writeForwardedHead(x, into: out.upstream)
         arm(.upstream, current.timeouts.upstreamResponse)
         if !inbound.isEmpty && !x.requestBody.isDone {
-            let waiting = inbound
-            inbound.clear()
+            var waiting = ByteBuffer(spare: out.spare)
+            swap(&waiting, &inbound)  // moved, not shared: clearing it then hands its storage back
             waiting.withBytes { requestBody(x, $0) }
+            waiting.clear()
         }
     }
 

@@ -100,6 +100,8 @@ final class Outbox {
     var actions: [Action] = []
     /// Requests counted since the worker's last tick (which adds them to the shared metrics).
     var counts = WorkerCounts()
+    /// The storage a client connection's buffer of waiting bytes borrows (`ByteBuffer`).
+    let spare = SpareBytes()
 
     init(capacity: Int = 80 * 1024) {
         client = ByteSink(capacity: capacity)
