@@ -71,6 +71,11 @@ enum ByteClass {
             }
             k += 8
         }
+        // The tail as the last word of the range (overlapping bytes already checked), when it has one.
+        if k < range.upperBound && range.count >= 8 {
+            let w = Words.load(base, range.upperBound - 8)
+            if Words.below(w, 0x20) | Words.equal(w, 0x7F) == 0 { return nil }
+        }
         while k < range.upperBound {
             if !isFieldValue(b[k]) { return k }
             k += 1

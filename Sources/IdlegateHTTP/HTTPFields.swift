@@ -30,6 +30,13 @@ public struct HTTPFields: Sendable, Equatable {
         connectionOptions = Self.connectionOptions(storage, entries)
     }
 
+    /// A parsed head's fields, with the Connection options the parser read as it met them.
+    init(storage: [UInt8], entries: [Entry], connectionOptions: ConnectionOptions) {
+        self.storage = storage
+        self.entries = entries
+        self.connectionOptions = connectionOptions
+    }
+
     public var count: Int { entries.count }
     public var isEmpty: Bool { entries.isEmpty }
 
@@ -86,11 +93,16 @@ public struct HTTPFields: Sendable, Equatable {
     private static func connectionOptions(_ storage: [UInt8], _ entries: [Entry]) -> ConnectionOptions {
         var found: ConnectionOptions = []
         for e in entries where e.known == .connection {
-            storage.withUnsafeBufferPointer { b in
-                var i = e.value.lowerBound
-                while let element = nextElement(b, from: &i, to: e.value.upperBound) { found.insert(option(b, element)) }
-            }
+            storage.withUnsafeBufferPointer { found.formUnion(connectionOptions(of: $0, e.value)) }
         }
+        return found
+    }
+
+    /// What one Connection field's value `b[value]` says.
+    static func connectionOptions(of b: UnsafeBufferPointer<UInt8>, _ value: Range<Int>) -> ConnectionOptions {
+        var found: ConnectionOptions = []
+        var i = value.lowerBound
+        while let element = nextElement(b, from: &i, to: value.upperBound) { found.insert(option(b, element)) }
         return found
     }
 
@@ -109,7 +121,9 @@ public struct HTTPFields: Sendable, Equatable {
     /// What one Connection element names, ASCII case-insensitively.
     private static func option(_ b: UnsafeBufferPointer<UInt8>, _ r: Range<Int>) -> ConnectionOptions {
         func named(_ lowercased: StaticString) -> Bool {
-            r.count == lowercased.utf8CodeUnitCount && (0..<r.count).allSatisfy { b[r.lowerBound + $0].asciiLowercased == lowercased.utf8Start[$0] }
+            // OR-ing 0x20 lower-cases letters and leaves `-` alone; the only other byte it maps onto a
+            // letter or `-` of these names is a control character, which no field value holds.
+            r.count == lowercased.utf8CodeUnitCount && Words.equal(b.baseAddress! + r.lowerBound, lowercased.utf8Start, r.count, fold: 0x20)
         }
         return named("close") ? .close : named("keep-alive") ? .keepAlive : named("upgrade") ? .upgrade : .other
     }

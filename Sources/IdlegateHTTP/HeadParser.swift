@@ -32,6 +32,8 @@ public struct HeadParser: Sendable {
     private var startBegin = 0
     private var startEnd = -1
     private var entries: [HTTPFields.Entry] = []
+    /// What the Connection fields met so far say.
+    private var connection: HTTPFields.ConnectionOptions = []
 
     public init(kind: Kind, limits: HTTPLimits) {
         self.kind = kind
@@ -103,6 +105,7 @@ public struct HeadParser: Sendable {
         startBegin = 0
         startEnd = -1
         entries = []  // an idle connection holds no parse buffers
+        connection = []
     }
 
     /// field-line = field-name ":" OWS field-value OWS (RFC 9112 §5).
@@ -133,15 +136,17 @@ public struct HeadParser: Sendable {
         if entries.capacity == 0 { entries.reserveCapacity(24) }
         // Offsets are kept relative to the head's start (final once the start line is found).
         let base = headStart
-        entries.append(.init(name: (name.lowerBound - base)..<(name.upperBound - base), value: (v0 - base)..<(v1 - base),
-                             known: FieldName.classify(UnsafeRawBufferPointer(rebasing: b[name]), candidates: tables.names)))
+        let known = FieldName.classify(UnsafeRawBufferPointer(rebasing: b[name]), candidates: tables.names)
+        if known == .connection { connection.formUnion(HTTPFields.connectionOptions(of: b.assumingMemoryBound(to: UInt8.self), v0..<v1)) }
+        entries.append(.init(name: (name.lowerBound - base)..<(name.upperBound - base), value: (v0 - base)..<(v1 - base), known: known))
     }
 
     private mutating func finish(_ b: UnsafeRawBufferPointer, end: Int) throws(HTTPParseError) -> Result {
         let base = headStart
         let storage = Array(b[base..<end])
-        let fields = HTTPFields(storage: storage, entries: entries)
+        let fields = HTTPFields(storage: storage, entries: entries, connectionOptions: connection)
         entries = []  // handed over, not copied
+        connection = []
         let line = startLine!
         let start = (line.lowerBound - base)..<(line.upperBound - base)
         switch kind {
@@ -171,7 +176,12 @@ public struct HeadParser: Sendable {
     }
 
     private static func version(_ v: ArraySlice<UInt8>, status: Int) throws(HTTPParseError) -> HTTPVersion {
-        // "HTTP/1.x" compared as bytes: this runs for every message.
+        // "HTTP/1.1" and "HTTP/1.0" compared as one word each: this runs for every message.
+        if v.count == 8 {
+            let word = v.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+            if word == 0x31_2E_31_2F_50_54_54_48 { return .http11 }
+            if word == 0x30_2E_31_2F_50_54_54_48 { return .http10 }
+        }
         let b = v.startIndex
         let isHTTPSlash = v.count == 8 && v[b] == 0x48 && v[b + 1] == 0x54 && v[b + 2] == 0x54 && v[b + 3] == 0x50 && v[b + 4] == 0x2F
         if isHTTPSlash && v[b + 5] == UInt8(ascii: "1") && v[b + 6] == UInt8(ascii: ".") {

@@ -1,5 +1,6 @@
 import Testing
 @testable import IdlegateHTTP
+import IdlegateBase
 
 /// The word-at-a-time scans agree with the byte rules they stand for, for every byte value at every
 /// offset within and across the eight-byte words.
@@ -205,6 +206,26 @@ struct ConnectionOptionsTests {
         #expect(fields.connectionOptions == [.keepAlive])
         let (plain, _) = try #require(try parseRequest("GET / HTTP/1.0\r\nHost: a\r\n\r\n"))
         #expect(plain.fields.connectionOptions == [] && !plain.wantsKeepAlive)
+    }
+
+    /// The parser reads the options as it meets each Connection line: whatever the split, and for the
+    /// next message on the same parser, it finds what reading the finished fields finds.
+    @Test func parserAgreesWithTheFields() throws {
+        for value in ["close", "Keep-Alive", "upgrade, X-A", "  ,, close ,", "x-keep-alive", "", "CLOSE", "keep-alivE, upgrade"] {
+            let text = "GET / HTTP/1.1\r\nHost: a\r\nConnection: \(value)\r\nX: 1\r\nConnection: te\r\n\r\n"
+            let (whole, _) = try #require(try parseRequest(text))
+            let (split, _) = try #require(try parseRequestByteByByte(text))
+            let reread = HTTPFields(storage: whole.fields.storage, entries: whole.fields.entries)
+            #expect(whole.fields.connectionOptions == reread.connectionOptions, "\(value)")
+            #expect(split.fields.connectionOptions == reread.connectionOptions, "\(value)")
+        }
+        var parser = HeadParser(kind: .request, limits: HTTPLimits())
+        for text in ["GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", "GET / HTTP/1.1\r\nHost: a\r\n\r\n"] {
+            let r = try Array(text.utf8).withUnsafeBytes { try parser.parse($0) }
+            guard case .request(let head, _) = r else { Issue.record("not parsed"); return }
+            #expect(head.fields.connectionOptions == (text.contains("close") ? [HTTPFields.ConnectionOptions.close] : []))
+            parser.reset()
+        }
     }
 }
 
