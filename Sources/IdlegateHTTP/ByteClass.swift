@@ -64,12 +64,13 @@ enum ByteClass {
     @inline(__always) static func firstNonFieldValue(_ b: UnsafeRawBufferPointer, _ range: Range<Int>) -> Int? {
         var k = range.lowerBound
         let base = b.baseAddress!
-        while k + 8 <= range.upperBound {
+        // (Wrapping adds: offsets inside a buffer cannot overflow, and the checks cost a third of the loop.)
+        while k &+ 8 <= range.upperBound {
             let w = Words.load(base, k)
             if Words.below(w, 0x20) | Words.equal(w, 0x7F) != 0 {
                 for j in k..<(k + 8) where !isFieldValue(b[j]) { return j }
             }
-            k += 8
+            k &+= 8
         }
         // The tail as the last word of the range (overlapping bytes already checked), when it has one.
         if k < range.upperBound && range.count >= 8 {
@@ -89,11 +90,11 @@ enum ByteClass {
         var i = from
         let n = b.count
         if let base = b.baseAddress {
-            while i + 8 <= n {
+            while i &+ 8 <= n {
                 let w = Words.load(UnsafeRawPointer(base), i)
                 let other = Words.below(w, 0x21) | Words.above(w, 0x7E) | Words.equal(w, 0x22) | Words.equal(w, 0x3B) | Words.equal(w, 0x5C)
                 if other != 0 { break }
-                i += 8
+                i &+= 8
             }
         }
         return end(of: cookieValue, in: UnsafeRawBufferPointer(b), from: i, to: n)
