@@ -612,21 +612,22 @@ final class ConnectionMachine {
     /// The head sent upstream: the client's fields less hop-by-hop ones, Expect (answered by idlegate)
     /// and, from an untrusted peer, the forwarding fields; then the fields idlegate sets.
     func writeForwardedHead(_ x: Exchange, into out: ByteSink) {
-        let head = x.request
-        let fields = head.fields
+        // The head and the verdict are read where they are (a local copy of either costs a retain per
+        // reference it holds, and the verdict holds many).
+        let check = x.check
+        let fields = check.head.fields
         let named = HeaderRewriting.connectionNamed(fields)
         let trusted = peer.trusted
-        let session = x.session
         var replaceCookie = false
-        if case .rebuilt = session.cookie { replaceCookie = true }
-        let stripHeader = session.stripHeader
-        if let target = session.target {
-            out.appendUTF8(head.method)
+        if case .rebuilt = x.session.cookie { replaceCookie = true }
+        let stripHeader = x.session.stripHeader
+        if let target = x.session.target {
+            out.appendUTF8(check.head.method)
             out.append(UInt8(ascii: " "))
             out.appendUTF8(target)
             out.appendUTF8(" HTTP/1.1\r\n" as StaticString)
         } else {
-            head.writeRequestLine(into: out)
+            check.head.writeRequestLine(into: out)
         }
         fields.write(into: out) { i, known in
             !(HeaderRewriting.isHopByHop(fields, i, known, named: named) || known == .expect || known == .underscored
@@ -634,8 +635,8 @@ final class ConnectionMachine {
               || (replaceCookie && known == .cookie) || (stripHeader && known == .xOpenerpSessionID))
         }
         let settings = current
-        if head.version == .http10 && !fields.contains(.host) { HTTPFields.writeField("Host", settings.upstreamAuthority, into: out) }
-        if case .rebuilt(.some(let cookie)) = session.cookie { HTTPFields.writeField("Cookie", cookie, into: out) }
+        if check.head.version == .http10 && !fields.contains(.host) { HTTPFields.writeField("Host", settings.upstreamAuthority, into: out) }
+        if case .rebuilt(.some(let cookie)) = x.session.cookie { HTTPFields.writeField("Cookie", cookie, into: out) }
         HeaderRewriting.writeForwarded(fields, peerHost: peer.host, trusted: trusted, scheme: scheme(settings), into: out)
         if x.requestChunked { HTTPFields.writeField("Transfer-Encoding", "chunked", into: out) }
         if let upgrade = x.upgrade {
