@@ -92,6 +92,20 @@ public enum FieldName: UInt8, Sendable {
         return n.withUTF8 { classify(UnsafeRawBufferPointer($0)) }
     }
 
+    /// A set of tags, one bit each: what a rewrite drops, decided once per head rather than per field.
+    public struct Set: Sendable, Equatable {
+        public var bits: UInt64 = 0
+        public init() {}
+        public init(_ tags: [FieldName]) { for t in tags { insert(t) } }
+        @inline(__always) public mutating func insert(_ tag: FieldName) { bits |= 1 << UInt64(tag.rawValue) }
+        @inline(__always) public func contains(_ tag: FieldName) -> Bool { bits & (1 << UInt64(tag.rawValue)) != 0 }
+        public static func + (a: Set, b: Set) -> Set { var s = a; s.bits |= b.bits; return s }
+    }
+
+    /// Every hop-by-hop tag (`isHopByHop`).
+    public static let hopByHop = Set([.connection, .keepAlive, .proxyConnection, .te, .trailer, .transferEncoding, .upgrade,
+                                      .proxyAuthenticate, .proxyAuthorization])
+
     /// Hop-by-hop fields (RFC 9110 §7.6.1): they describe one connection, never the next.
     public var isHopByHop: Bool {
         switch self {

@@ -197,6 +197,14 @@ public struct HTTPFields: Sendable, Equatable {
         flush(&run, into: out)
     }
 
+    /// Writes every field whose tag is not in `dropped`, as `write(into:where:)` would: the same
+    /// decision made from the tag alone, without a call per field.
+    public func write(into out: ByteSink, dropping dropped: FieldName.Set) {
+        var run = Run()
+        for i in 0..<entries.count where !dropped.contains(entries[i].known) { copy(i, &run, into: out) }
+        flush(&run, into: out)
+    }
+
     /// Fields waiting to be copied as one block: consecutive lines of the received head, each already
     /// written the way `writeField(at:)` writes it.
     public struct Run {

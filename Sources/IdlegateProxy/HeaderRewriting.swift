@@ -31,12 +31,12 @@ enum HeaderRewriting {
     /// hop each, and only when X-Forwarded-Host is present). From a trusted proxy they pass unchanged,
     /// missing ones filled in; from anyone else they are dropped and replaced, so a client cannot choose
     /// its own address or scheme.
-    static func isForwardingField(_ known: FieldName) -> Bool {
-        switch known {
-        case .xForwardedFor, .xForwardedProto, .xForwardedHost, .forwarded, .xRealIP: return true
-        default: return false
-        }
-    }
+    static func isForwardingField(_ known: FieldName) -> Bool { forwardingFields.contains(known) }
+
+    static let forwardingFields = FieldName.Set([.xForwardedFor, .xForwardedProto, .xForwardedHost, .forwarded, .xRealIP])
+
+    /// Never sent upstream: Expect (idlegate answers 100-continue itself) and names with an underscore.
+    static let neverForwarded = FieldName.Set([.expect, .underscored])
 
     /// Writes the X-Forwarded-* fields the request still lacks (all three for an untrusted peer).
     /// (Who the request is attributed to is worked out once, by the client connection.)

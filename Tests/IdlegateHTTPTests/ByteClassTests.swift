@@ -253,3 +253,23 @@ struct ByteSinkTests {
         #expect(sink.bytes == [1, 2, 3])
     }
 }
+
+/// Writing with a set of dropped tags is writing with the same decision as a predicate; the hop-by-hop
+/// set is exactly the tags `isHopByHop` names.
+struct DroppedTagsTests {
+    @Test func setAndPredicateAgree() throws {
+        let all = (0...UInt8.max).compactMap(FieldName.init(rawValue:))
+        for tag in all { #expect(FieldName.hopByHop.contains(tag) == tag.isHopByHop, "\(tag)") }
+        let text = "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nCookie: a=1\r\nX_Y: 1\r\nExpect: 100-continue\r\n"
+            + "TE: trailers\r\nX-Forwarded-For: 1.2.3.4\r\nX-Other: 2\r\n\r\n"
+        let (head, _) = try #require(try parseRequest(text))
+        for mask in [UInt64(0), 1 << UInt64(FieldName.cookie.rawValue), FieldName.hopByHop.bits, ~0] {
+            var dropped = FieldName.Set()
+            dropped.bits = mask
+            let bySet = ByteSink(), byPredicate = ByteSink()
+            head.fields.write(into: bySet, dropping: dropped)
+            head.fields.write(into: byPredicate) { _, known in !dropped.contains(known) }
+            #expect(bySet.bytes == byPredicate.bytes)
+        }
+    }
+}

@@ -629,10 +629,19 @@ final class ConnectionMachine {
         } else {
             check.head.writeRequestLine(into: out)
         }
-        fields.write(into: out) { i, known in
-            !(HeaderRewriting.isHopByHop(fields, i, known, named: named) || known == .expect || known == .underscored
-              || (!trusted && HeaderRewriting.isForwardingField(known))
-              || (replaceCookie && known == .cookie) || (stripHeader && known == .xOpenerpSessionID))
+        if named.isEmpty {
+            // The usual head: what is dropped follows from the tags alone.
+            var dropped = FieldName.hopByHop + HeaderRewriting.neverForwarded
+            if !trusted { dropped = dropped + HeaderRewriting.forwardingFields }
+            if replaceCookie { dropped.insert(.cookie) }
+            if stripHeader { dropped.insert(.xOpenerpSessionID) }
+            fields.write(into: out, dropping: dropped)
+        } else {
+            fields.write(into: out) { i, known in
+                !(HeaderRewriting.isHopByHop(fields, i, known, named: named) || HeaderRewriting.neverForwarded.contains(known)
+                  || (!trusted && HeaderRewriting.isForwardingField(known))
+                  || (replaceCookie && known == .cookie) || (stripHeader && known == .xOpenerpSessionID))
+            }
         }
         let settings = current
         if check.head.version == .http10 && !fields.contains(.host) { HTTPFields.writeField("Host", settings.upstreamAuthority, into: out) }
