@@ -24,7 +24,7 @@ public struct RequestHead: Sendable, Equatable {
 
     /// The path part of the target, without the query.
     public var path: Substring {
-        guard let q = target.utf8Offset(of: UInt8(ascii: "?")) else { return target[...] }
+        guard let q = target.utf8Offset(of: UInt8(ascii: "?")) else { return Substring(target) }
         return target[..<target.utf8.index(target.utf8.startIndex, offsetBy: q)]
     }
 

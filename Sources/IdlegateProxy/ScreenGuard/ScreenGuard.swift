@@ -1,3 +1,4 @@
+import Glibc  // memcmp
 import CZlib
 import IdlegateHTTP
 import IdlegatePolicy
@@ -16,7 +17,11 @@ enum ScreenGuard {
 
     /// A path under `/idlegate/` (checked on every request: the second byte first).
     @inline(__always) static func isOwn(_ path: Substring) -> Bool {
-        path.utf8.dropFirst().first == UInt8(ascii: "i") && path.hasPrefix("/idlegate/")
+        var path = path
+        return path.withUTF8 { p in
+            let own: StaticString = "/idlegate/"
+            return p.count >= 10 && p[1] == UInt8(ascii: "i") && memcmp(p.baseAddress!, own.utf8Start, 10) == 0
+        }
     }
 
     static let scriptResponse: [UInt8] = {
