@@ -242,7 +242,7 @@ final class ClientConnection: EventHandler {
             worker.pool.dropIdle(index)
         case .checkSession:
             guard let request = machine.pending?.check else { return }
-            let decided = worker.settings.gate.decide(request, keys: worker.keys) {
+            let decided = worker.settings.gate.decide(request, keys: worker.keys, now: machine.now) {
                 let me = Unchecked(self)
                 let loop = worker.loop
                 return { verdict in loop.execute { me.value.verdictArrived(verdict) } }

@@ -34,15 +34,16 @@ final class SessionGate: Sendable {
     /// verdict the local table gives alone. Returns nil when the store confirms later (a shared layer
     /// asking whether another replica saw the session): the verdict then goes to the reply `later()`
     /// makes, from any thread (asked for only then, so the common path allocates no closure).
-    /// `keys`: the calling worker's cache of this gate's deriver.
-    func decide(_ r: SessionRequest, keys: SessionKeyCache, later: () -> @Sendable (Verdict) -> Void) -> Verdict? {
+    /// `keys`: the calling worker's cache of this gate's deriver; `now`: the time its loop read when it
+    /// woke (nil: the gate's clock is read).
+    func decide(_ r: SessionRequest, keys: SessionKeyCache, now loopNow: Int64? = nil, later: () -> @Sendable (Verdict) -> Void) -> Verdict? {
         var verdict = Verdict()
         let query = SessionCheck.check(r, rules: rules, into: &verdict) { keys.key(for: $0) }
         guard let query else {
             finish(verdict, r)
             return consume verdict
         }
-        let now = clock.now()
+        let now = loopNow ?? clock.now()
         let answer = store.check(query.key, now: now, limits: query.limits, activity: query.activity, unknown: query.unknown)
         guard SessionCheck.needsConfirmation(answer, adoption: confirmsAdoption) else {
             SessionCheck.settle(&verdict, answer, r, rules: rules)
