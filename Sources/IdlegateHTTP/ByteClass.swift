@@ -51,6 +51,17 @@ enum ByteClass {
         return i
     }
 
+    /// `end(of:in:from:to:)` for runs that are usually long (request targets, cookie lines): four bytes
+    /// a step while all four are in the set (their flags ANDed, one test), then byte by byte. (Measured:
+    /// it pays from about a dozen bytes; header names, shorter, keep the plain loop.)
+    @inline(__always) static func endOfLongRun(of set: UInt8, in b: UnsafeRawBufferPointer, from: Int, to: Int) -> Int {
+        let t = table
+        var i = from
+        while i &+ 4 <= to && t[Int(b[i])] & t[Int(b[i &+ 1])] & t[Int(b[i &+ 2])] & t[Int(b[i &+ 3])] & set != 0 { i &+= 4 }
+        while i < to && t[Int(b[i])] & set != 0 { i &+= 1 }
+        return i
+    }
+
     /// field-vchar / SP / HTAB: VCHAR, obs-text (0x80–0xFF), space and tab. Everything else — NUL, CR,
     /// LF, the other controls and DEL — is refused inside a field value (RFC 9110 §5.5: a recipient
     /// MUST reject or replace them; a proxy that passes them on lets two parsers disagree).

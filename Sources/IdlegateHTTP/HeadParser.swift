@@ -166,7 +166,7 @@ public struct HeadParser: Sendable {
         let method = Self.commonMethod(s, line.lowerBound..<i) ?? String(decoding: s[line.lowerBound..<i], as: UTF8.self)
         i += 1
         let t0 = i
-        i = s.withUnsafeBytes { ByteClass.end(of: ByteClass.target, in: $0, from: i, to: line.upperBound) }
+        i = s.withUnsafeBytes { ByteClass.endOfLongRun(of: ByteClass.target, in: $0, from: i, to: line.upperBound) }
         guard i > t0, i < line.upperBound, s[i] == .sp else {
             throw .bad(i < line.upperBound && s[i] == UInt8(ascii: "#") ? "fragment (#) in the request target" : "malformed request target")
         }

@@ -104,7 +104,7 @@ public struct SessionCookie: Sendable, Equatable {
             var i = 0
             while true {
                 let nameStart = i
-                i = ByteClass.end(of: ByteClass.token, in: UnsafeRawBufferPointer(b), from: i, to: n)
+                i = ByteClass.endOfLongRun(of: ByteClass.token, in: UnsafeRawBufferPointer(b), from: i, to: n)
                 let name = nameStart..<i
                 guard !name.isEmpty, i < n, b[i] == CookieHeader.equals else { return notPlain }
                 i += 1

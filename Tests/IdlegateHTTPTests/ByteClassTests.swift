@@ -32,6 +32,25 @@ struct ByteClassTests {
         }
     }
 
+    /// The four-a-step scan ends where the byte-by-byte one does, for every set, byte and place.
+    @Test func longRunScanAgreesWithTheByteScan() {
+        for set in [ByteClass.token, ByteClass.target, ByteClass.host, ByteClass.cookieValue] {
+            for c in 0...255 {
+                for length in [1, 3, 4, 5, 8, 13] {
+                    for at in 0..<length {
+                        var run = [UInt8](repeating: UInt8(ascii: "a"), count: length)
+                        run[at] = UInt8(c)
+                        run.withUnsafeBytes { b in
+                            for from in [0, 1] where from <= length {
+                                #expect(ByteClass.endOfLongRun(of: set, in: b, from: from, to: length) == ByteClass.end(of: set, in: b, from: from, to: length))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     @Test func cookieValueRunEndsAtTheFirstOtherByte() {
         for c in 0...255 {
             let byte = UInt8(c)
