@@ -201,8 +201,7 @@ public enum SessionCheck {
         d.screenGuard = policy.mode == .enforce ? policy.screenGuard : nil
         d.client = r.clientText
         let source = IDSource.read(r.head, legacy: rules.legacy)
-        let cookie = source.cookie
-        if cookie.conflict {
+        if source.cookie.conflict {
             // Two Cookie lines whose `,` join (Odoo's HTTP port) and `; ` join (its gevent port) name
             // different sessions: no browser sends that, and no one reading can be right for both.
             d.action = .refuse(status: 400, reason: "Cookie lines name different sessions on Odoo's two ports")
@@ -210,19 +209,19 @@ public enum SessionCheck {
         }
         if source.queryID != nil { d.target = FormEncoding.removingQuery("session_id", from: r.head.target) }
         if source.headerID != nil { d.stripHeader = true }
-        let id = source.id, moved = source.moved
-        let valid = id.map { SessionIDShape.isValid($0) } ?? false
+        let moved = source.moved  // (the cookie and the id are read from `source` in place: no copies)
+        let valid = source.id.map { SessionIDShape.isValid($0) } ?? false
         // The forwarded Cookie carries exactly the id checked, or none: the client's line as it came only
         // when it is plain and its session_id (if any) is the well-formed one checked; otherwise one line
         // idlegate built and read back itself (cookie tossing, quote games across lines or rewrites).
-        d.cookie = cookie.forwarded(fields, id: id, valid: valid, moved: moved)
-        if d.cookie != .asSent && (moved || cookie.value != nil) {
+        d.cookie = source.cookie.forwarded(fields, id: source.id, valid: valid, moved: moved)
+        if d.cookie != .asSent && (moved || source.cookie.value != nil) {
             d.events.append(.cookieRewritten(reason: moved ? "id moved from query or header"
                                                     : !valid ? "malformed session_id" : "several Cookie lines or an unusual spelling"))
         }
         let route = rules.routes.classify(r.path)
         d.route = route
-        guard policy.mode != .off, valid, let raw = id else { return nil }  // anonymous, as Odoo would treat it
+        guard policy.mode != .off, valid, let raw = source.id else { return nil }  // anonymous, as Odoo would treat it
         let key = deriveKey(raw)
         d.key = key
         return StoreQuery(key: key, limits: policy.limits, activity: route == .activity || route == .login, unknown: rules.unknown)

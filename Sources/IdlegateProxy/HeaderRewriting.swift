@@ -41,12 +41,20 @@ enum HeaderRewriting {
     /// Writes the X-Forwarded-* fields the request still lacks (all three for an untrusted peer).
     /// (Who the request is attributed to is worked out once, by the client connection.)
     static func writeForwarded(_ fields: HTTPFields, peerHost: String, trusted: Bool, scheme: String, into out: ByteSink) {
-        if !trusted || !fields.contains(.xForwardedFor) { HTTPFields.writeField("X-Forwarded-For", peerHost, into: out) }
-        if !trusted || !fields.contains(.xForwardedProto) { HTTPFields.writeField("X-Forwarded-Proto", scheme, into: out) }
-        if !trusted || !fields.contains(.xForwardedHost) {
-            let host = fields.occurrences(of: .host)
-            if host.count > 0 { fields.writeValue(at: host.first, as: "X-Forwarded-Host", into: out) }
+        // Which of them the request has, and its Host, in one pass.
+        var hasFor = false, hasProto = false, hasHost = false, host = -1
+        for i in 0..<fields.count {
+            switch fields.known(at: i) {
+            case .xForwardedFor: hasFor = true
+            case .xForwardedProto: hasProto = true
+            case .xForwardedHost: hasHost = true
+            case .host where host < 0: host = i
+            default: break
+            }
         }
+        if !trusted || !hasFor { HTTPFields.writeField("X-Forwarded-For", peerHost, into: out) }
+        if !trusted || !hasProto { HTTPFields.writeField("X-Forwarded-Proto", scheme, into: out) }
+        if (!trusted || !hasHost) && host >= 0 { fields.writeValue(at: host, as: "X-Forwarded-Host", into: out) }
     }
 }
 
