@@ -80,6 +80,10 @@ public struct ResponseHead: Sendable, Equatable {
         out.append(UInt8(ascii: "0") + UInt8(status / 100))
         out.append(UInt8(ascii: "0") + UInt8(status / 10 % 10))
         out.append(UInt8(ascii: "0") + UInt8(status % 10))
+        if reason == "OK" {  // nearly every response: a literal, not a string's bytes
+            out.appendUTF8(" OK\r\n" as StaticString)
+            return
+        }
         out.append(.sp)
         out.appendUTF8(reason)
         out.append(.cr)
