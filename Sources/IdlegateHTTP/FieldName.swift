@@ -93,34 +93,34 @@ public enum FieldName: UInt8, Sendable {
     }
 
     /// A set of tags, one bit each: what a rewrite drops, decided once per head rather than per field.
+    /// (Its constants are computed properties built with `|`: they fold into a number where they are
+    /// used, with no lazily built global to check on each use.)
     public struct Set: Sendable, Equatable {
         public var bits: UInt64 = 0
         public init() {}
-        public init(_ tags: [FieldName]) { for t in tags { insert(t) } }
-        @inline(__always) public mutating func insert(_ tag: FieldName) { bits |= 1 << UInt64(tag.rawValue) }
-        @inline(__always) public func contains(_ tag: FieldName) -> Bool { bits & (1 << UInt64(tag.rawValue)) != 0 }
+        @inlinable public init(bits: UInt64) { self.bits = bits }
+        @inlinable public mutating func insert(_ tag: FieldName) { bits |= tag.bit }
+        @inlinable public func contains(_ tag: FieldName) -> Bool { bits & tag.bit != 0 }
         public static func + (a: Set, b: Set) -> Set { var s = a; s.bits |= b.bits; return s }
+        @inlinable public static func | (a: Set, b: FieldName) -> Set { Set(bits: a.bits | b.bit) }
     }
 
-    /// Every hop-by-hop tag (`isHopByHop`).
-    public static let hopByHop = Set([.connection, .keepAlive, .proxyConnection, .te, .trailer, .transferEncoding, .upgrade,
-                                      .proxyAuthenticate, .proxyAuthorization])
+    @inlinable public static func | (a: FieldName, b: FieldName) -> Set { Set(bits: a.bit | b.bit) }
+
+    @inlinable var bit: UInt64 { 1 << UInt64(rawValue) }
 
     /// Hop-by-hop fields (RFC 9110 §7.6.1): they describe one connection, never the next.
-    public var isHopByHop: Bool {
-        switch self {
-        case .connection,          // its own options, and the names it lists (removed as well)
-             .keepAlive,           // HTTP/1.0 persistence parameters
-             .proxyConnection,     // a non-standard Connection some clients send
-             .te,                  // what the client accepts from us, not from Odoo
-             .trailer,             // trailers are dropped when idlegate re-frames a body
-             .transferEncoding,    // idlegate decodes and re-frames every body itself
-             .upgrade,             // only re-added for an accepted protocol switch
-             .proxyAuthenticate,   // credentials for a proxy, not for Odoo
-             .proxyAuthorization:
-            return true
-        default:
-            return false
-        }
+    @inlinable public static var hopByHop: Set {
+        FieldName.connection        // its own options, and the names it lists (removed as well)
+            | .keepAlive            // HTTP/1.0 persistence parameters
+            | .proxyConnection      // a non-standard Connection some clients send
+            | .te                   // what the client accepts from us, not from Odoo
+            | .trailer              // trailers are dropped when idlegate re-frames a body
+            | .transferEncoding     // idlegate decodes and re-frames every body itself
+            | .upgrade              // only re-added for an accepted protocol switch
+            | .proxyAuthenticate    // credentials for a proxy, not for Odoo
+            | .proxyAuthorization
     }
+
+    @inlinable public var isHopByHop: Bool { Self.hopByHop.contains(self) }
 }

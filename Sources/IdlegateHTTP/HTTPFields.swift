@@ -63,6 +63,16 @@ public struct HTTPFields: Sendable, Equatable {
         return nil
     }
 
+    /// The last value of `known` (the nearest hop's, for the forwarding fields), without a list.
+    public func last(_ known: FieldName) -> String? {
+        var i = entries.count
+        while i > 0 {
+            i -= 1
+            if entries[i].known == known { return value(at: i) }
+        }
+        return nil
+    }
+
     public func values(_ known: FieldName) -> [String] {
         indices(of: known).map(value(at:))
     }

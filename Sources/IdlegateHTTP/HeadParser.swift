@@ -235,17 +235,8 @@ public struct HeadParser: Sendable {
 
     /// Up to the first eight bytes of `s[r]` as a little-endian word.
     @inline(__always) private static func word(_ s: [UInt8], _ r: Range<Int>) -> UInt64 {
-        let n = min(r.count, 8)
-        guard n > 0 else { return 0 }
-        return s.withUnsafeBytes { b in
-            if r.lowerBound + 8 <= b.count {  // one load, the bytes past the range masked off
-                let w = UInt64(littleEndian: b.loadUnaligned(fromByteOffset: r.lowerBound, as: UInt64.self))
-                return n == 8 ? w : w & ((1 << (8 * UInt64(n))) - 1)
-            }
-            var w: UInt64 = 0
-            for k in 0..<n { w |= UInt64(b[r.lowerBound + k]) << (8 * UInt64(k)) }
-            return w
-        }
+        guard !r.isEmpty else { return 0 }
+        return s.withUnsafeBytes { Words.head($0.baseAddress!, r.lowerBound, count: r.count, readable: $0.count - r.lowerBound) }
     }
 
     /// RFC 9112 §3.2: a 1.1 request needs exactly one Host; two are refused (two parsers could pick

@@ -35,9 +35,7 @@ public struct PrefixSet: Sendable {
         self.prefixes = prefixes.map { text in
             let bytes = Array(text.utf8)
             let n = min(bytes.count, 8)
-            var word: UInt64 = 0
-            for i in 0..<n { word |= UInt64(bytes[i]) << (8 * UInt64(i)) }
-            return Prefix(word: word, mask: n == 8 ? ~0 : (1 << (8 * UInt64(n))) - 1, bytes: bytes)
+            return Prefix(word: bytes.withUnsafeBytes { Self.head($0) }, mask: n == 8 ? ~0 : (1 << (8 * UInt64(n))) - 1, bytes: bytes)
         }
     }
 
@@ -66,9 +64,6 @@ public struct PrefixSet: Sendable {
     @inlinable
     static func head(_ path: UnsafeRawBufferPointer) -> UInt64 {
         guard let base = path.baseAddress else { return 0 }
-        if path.count >= 8 { return UInt64(littleEndian: base.loadUnaligned(as: UInt64.self)) }
-        var word: UInt64 = 0
-        for i in 0..<path.count { word |= UInt64(path[i]) << (8 * UInt64(i)) }
-        return word
+        return Words.head(base, 0, count: path.count, readable: path.count)
     }
 }

@@ -10,6 +10,22 @@ enum Words {
         UInt64(littleEndian: p.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
     }
 
+    /// The first `min(count, 8)` bytes at `p + offset` as a little-endian word, the rest zero: a short
+    /// run compared as one number. `readable`: how many bytes from `offset` may be read; with eight or
+    /// more, one word is loaded and the bytes past `count` masked off.
+    @inlinable @inline(__always)
+    static func head(_ p: UnsafeRawPointer, _ offset: Int, count: Int, readable: Int) -> UInt64 {
+        let n = Swift.min(count, 8)
+        guard n > 0 else { return 0 }
+        if readable >= 8 {
+            let w = UInt64(littleEndian: p.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+            return n == 8 ? w : w & ((1 << (8 * UInt64(n))) - 1)
+        }
+        var w: UInt64 = 0
+        for k in 0..<n { w |= UInt64(p.load(fromByteOffset: offset + k, as: UInt8.self)) << (8 * UInt64(k)) }
+        return w
+    }
+
     // The three marks below are non-zero exactly when `w` has such a byte (they do not say which one),
     // so a loop ORs the ones it needs and tests once.
 

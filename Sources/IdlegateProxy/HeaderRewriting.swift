@@ -33,10 +33,10 @@ enum HeaderRewriting {
     /// its own address or scheme.
     static func isForwardingField(_ known: FieldName) -> Bool { forwardingFields.contains(known) }
 
-    static let forwardingFields = FieldName.Set([.xForwardedFor, .xForwardedProto, .xForwardedHost, .forwarded, .xRealIP])
+    static var forwardingFields: FieldName.Set { FieldName.xForwardedFor | .xForwardedProto | .xForwardedHost | .forwarded | .xRealIP }
 
     /// Never sent upstream: Expect (idlegate answers 100-continue itself) and names with an underscore.
-    static let neverForwarded = FieldName.Set([.expect, .underscored])
+    static var neverForwarded: FieldName.Set { FieldName.expect | .underscored }
 
     /// Writes the X-Forwarded-* fields the request still lacks (all three for an untrusted peer).
     /// (Who the request is attributed to is worked out once, by the client connection.)

@@ -274,11 +274,14 @@ struct ByteSinkTests {
 }
 
 /// Writing with a set of dropped tags is writing with the same decision as a predicate; the hop-by-hop
-/// set is exactly the tags `isHopByHop` names.
+/// set is exactly the list written out in the test.
 struct DroppedTagsTests {
     @Test func setAndPredicateAgree() throws {
         let all = (0...UInt8.max).compactMap(FieldName.init(rawValue:))
-        for tag in all { #expect(FieldName.hopByHop.contains(tag) == tag.isHopByHop, "\(tag)") }
+        // RFC 9110 §7.6.1's list plus Proxy-Connection, Keep-Alive and the proxy credentials, spelled out here.
+        let hopByHop: [FieldName] = [.connection, .keepAlive, .proxyConnection, .te, .trailer, .transferEncoding, .upgrade,
+                                     .proxyAuthenticate, .proxyAuthorization]
+        for tag in all { #expect(FieldName.hopByHop.contains(tag) == hopByHop.contains(tag) && tag.isHopByHop == hopByHop.contains(tag), "\(tag)") }
         let text = "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nCookie: a=1\r\nX_Y: 1\r\nExpect: 100-continue\r\n"
             + "TE: trailers\r\nX-Forwarded-For: 1.2.3.4\r\nX-Other: 2\r\n\r\n"
         let (head, _) = try #require(try parseRequest(text))

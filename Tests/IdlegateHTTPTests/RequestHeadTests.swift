@@ -53,6 +53,7 @@ struct RequestHeadTests {
     @Test func keepsRepeatedFieldsInOrder() throws {
         let (head, _) = try #require(try parseRequest("GET / HTTP/1.1\r\nHost: a\r\nCookie: a=1\r\nX: 1\r\nCookie: b=2\r\n\r\n"))
         #expect(head.fields.values(named: "cookie") == ["a=1", "b=2"])
+        #expect(head.fields.first(.cookie) == "a=1" && head.fields.last(.cookie) == "b=2" && head.fields.last(.xForwardedFor) == nil)
         let out = ByteSink()
         head.write(into: out)
         #expect(String(decoding: out.bytes, as: UTF8.self) == "GET / HTTP/1.1\r\nHost: a\r\nCookie: a=1\r\nX: 1\r\nCookie: b=2\r\n\r\n")

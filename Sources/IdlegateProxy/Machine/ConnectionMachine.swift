@@ -564,13 +564,12 @@ final class ConnectionMachine {
             let fields = head.fields
             var ip = peer.ip
             var text = peer.host
-            if fields.contains(.xForwardedFor),
-               let last = fields.values(.xForwardedFor).last?.split(separator: ",").last?.trimmingCharacters(in: " \t"),
+            if let last = fields.last(.xForwardedFor)?.split(separator: ",").last?.trimmingCharacters(in: " \t"),
                let parsed = CIDR.parseIP(last) {
                 ip = parsed
                 text = last
             }
-            let proto = fields.contains(.xForwardedProto) ? fields.values(.xForwardedProto).last?.lowercased() ?? "" : settings.publicScheme.rawValue
+            let proto = fields.last(.xForwardedProto)?.lowercased() ?? settings.publicScheme.rawValue
             return (ip, text, proto == "https")
         }
         return (peer.ip, peer.host, overTLS || settings.publicScheme == .https)
@@ -629,19 +628,16 @@ final class ConnectionMachine {
         } else {
             check.head.writeRequestLine(into: out)
         }
+        // What is dropped follows from the tags, decided once; only names listed in Connection need a
+        // look at each field (rare: the usual head goes out without a call per field).
+        var dropped = FieldName.hopByHop + HeaderRewriting.neverForwarded
+        if !trusted { dropped = dropped + HeaderRewriting.forwardingFields }
+        if replaceCookie { dropped.insert(.cookie) }
+        if stripHeader { dropped.insert(.xOpenerpSessionID) }
         if named.isEmpty {
-            // The usual head: what is dropped follows from the tags alone.
-            var dropped = FieldName.hopByHop + HeaderRewriting.neverForwarded
-            if !trusted { dropped = dropped + HeaderRewriting.forwardingFields }
-            if replaceCookie { dropped.insert(.cookie) }
-            if stripHeader { dropped.insert(.xOpenerpSessionID) }
             fields.write(into: out, dropping: dropped)
         } else {
-            fields.write(into: out) { i, known in
-                !(HeaderRewriting.isHopByHop(fields, i, known, named: named) || HeaderRewriting.neverForwarded.contains(known)
-                  || (!trusted && HeaderRewriting.isForwardingField(known))
-                  || (replaceCookie && known == .cookie) || (stripHeader && known == .xOpenerpSessionID))
-            }
+            fields.write(into: out) { i, known in !(dropped.contains(known) || HeaderRewriting.isHopByHop(fields, i, known, named: named)) }
         }
         let settings = current
         if check.head.version == .http10 && !fields.contains(.host) { HTTPFields.writeField("Host", settings.upstreamAuthority, into: out) }
